@@ -1,0 +1,42 @@
+"""Task and worker statuses and the sets the rules are written in (PROTOCOL §4, §5.10)."""
+
+QUEUED = "queued"
+CLAIMED = "claimed-by-manager"
+ACTIVE = "active"
+COMPLETED = "completed"
+FAILED = "failed"
+SOFT_FAILED = "soft-failed"
+CANCEL_REQUESTED = "cancel-requested"
+CANCELED = "canceled"
+
+TASK_STATUSES = frozenset(
+    {QUEUED, CLAIMED, ACTIVE, COMPLETED, FAILED, SOFT_FAILED, CANCEL_REQUESTED, CANCELED,
+     "under-construction", "paused"}
+)
+#: What `/task` may hand out.
+SCHEDULABLE = (QUEUED, CLAIMED, SOFT_FAILED)
+#: What may-i-run answers `true` for (recommendation A5: `{active}` for both generations).
+RUNNABLE = frozenset({ACTIVE})
+#: The only statuses accepted once a task is `cancel-requested`.
+ACCEPTED_AFTER_CANCEL = frozenset({CANCELED, FAILED, COMPLETED})
+#: Statuses a Worker may report in a task update.
+WORKER_REPORTABLE = frozenset({ACTIVE, COMPLETED, FAILED, CANCELED})
+
+
+def status_change_allowed(current: str | None, new: str) -> bool:
+    """PROTOCOL §4.3: keep `cancel-requested` unless the new status ends the task."""
+    return current != CANCEL_REQUESTED or new in ACCEPTED_AFTER_CANCEL
+
+
+# Worker statuses (§5.10.1).
+W_STARTING = "starting"
+W_AWAKE = "awake"
+W_ASLEEP = "asleep"
+W_TESTING = "testing"
+W_ERROR = "error"
+W_SHUTDOWN = "shutdown"
+W_TIMEOUT = "timeout"
+W_OFFLINE = "offline"
+W_DOWN = "down"
+REQUESTABLE_WORKER_STATUSES = frozenset({W_ASLEEP, W_AWAKE, W_SHUTDOWN})
+ACKNOWLEDGEABLE_WORKER_STATUSES = frozenset({W_ASLEEP, W_AWAKE, W_TESTING, W_ERROR, W_SHUTDOWN})

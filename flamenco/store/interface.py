@@ -1,0 +1,112 @@
+"""The Store: everything the Manager persists, in domain terms.
+
+One interface, two implementations (`sqlite.SQLiteStore`, `mongo.MongoStore`), one contract
+test-suite (`tests/store_contract.py`). Every method returns a Deferred. Datetimes are aware UTC.
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or refused the operation; the request may be retried."""
+
+
+class IStore(Interface):
+    description = Attribute("Human-readable location, e.g. 'sqlite:/var/lib/flamenco.db'.")
+
+    def open():
+        """Create or upgrade the schema / indexes. Fires when ready."""
+
+    def close():
+        """Release connections. Fires when closed."""
+
+    # -- settings --------------------------------------------------------------------------------
+    def get_setting(key):
+        """Fires with the stored string, or None."""
+
+    def set_setting(key, value):
+        """Store a string; None removes the setting."""
+
+    # -- leases ----------------------------------------------------------------------------------
+    def try_lease(name, holder, now, duration):
+        """Fires True if `holder` now holds lease `name` until now+duration (timedelta): it was
+        free, expired, or already held by `holder` (then it is extended). Guards work only one
+        Manager sharing the database may do at a time."""
+
+    # -- workers ---------------------------------------------------------------------------------
+    def add_worker(worker):
+        """Insert a new `documents.Worker`."""
+
+    def get_worker(worker_id):
+        """Fires with the Worker, or None."""
+
+    def update_worker(worker_id, **changes):
+        """Set the given Worker attributes. Fires True if the worker exists."""
+
+    def count_workers():
+        """Fires with the number of worker records, any status."""
+
+    def list_workers():
+        """Fires with all Workers, by ID."""
+
+    # -- tasks -----------------------------------------------------------------------------------
+    def store_server_tasks(docs, now):
+        """Upsert Server task documents (already validated) by `_id`.
+
+        Local bookkeeping (worker_id, last_worker_ping) is kept. A locally `active` task keeps
+        its status when the Server's copy says it is still waiting (queued, claimed-by-manager,
+        soft-failed): the Server's view lags the updates queued here. `last_updated` = now.
+        """
+
+    def get_task(task_id):
+        """Fires with the Task, or None."""
+
+    def claim_task(worker, now):
+        """Atomically pick a task for `worker` and bind it; fires with the Task (as bound) or None.
+
+        First a task already `active` for this worker (it lost it, §5.1 step 5), else the best
+        eligible one (§5.2-5.4): schedulable status, schedule type in the worker's supported
+        types, every parent completed or unknown locally; ordered by job_priority desc,
+        priority desc, _id asc. The chosen task becomes `active` with worker_id = worker.id,
+        last_worker_ping = now and worker = worker.identifier. No update is queued: the caller
+        queues one once the Server confirmed the task (refetch)."""
+
+    def set_task_status(task_id, status):
+        """Direct local status write with no update queued (Server cancel of an active task,
+        refetch says gone). Fires True if the task exists."""
+
+    def ping_task(task_id, worker_id, now):
+        """Record a sign of life: last_worker_ping = now, worker_id = worker_id."""
+
+    def tasks_of_worker(worker_id, status):
+        """Fires with the Tasks bound to the worker that have the given status."""
+
+    def stale_active_tasks(cutoff):
+        """Fires with the `active` tasks whose last_worker_ping is before cutoff or absent."""
+
+    def count_tasks():
+        """Fires with the number of local tasks, any status."""
+
+    def erase_tasks():
+        """Delete every local task (cleanslate). Fires with the number deleted."""
+
+    # -- the outgoing update queue ---------------------------------------------------------------
+    def queue_update(update, worker_id=None, ping=None):
+        """Durably queue a `documents.TaskUpdate` and apply it to the local task in one step:
+
+        status per §4.3 (kept when `cancel-requested` and the new one does not end the task),
+        activity and worker when non-empty, last_updated = received_on_manager, plus worker_id
+        and last_worker_ping when given. An update for an unknown task is still queued.
+        Fires once it is on disk."""
+
+    def queued_updates(limit):
+        """Fires with up to `limit` queued TaskUpdates, oldest first."""
+
+    def count_queued_updates():
+        """Fires with the queue length."""
+
+    def ack_updates(update_ids):
+        """Remove exactly these updates from the queue. Fires with the number removed."""
+
+    def purge_queue():
+        """Delete every queued update (purgequeue). Fires with the number deleted."""

@@ -1,0 +1,450 @@
+"""The embedded store: one SQLite file in WAL mode, used from the reactor thread.
+
+Statements are short index look-ups, so they run inline on the reactor thread (measured in
+`bench/assign.py`); the Deferreds returned have already fired. Commits use
+`synchronous=NORMAL`, which in WAL mode survives a crash or `kill -9` of the Manager (the data is
+in the operating system's cache) but not a power cut in the instant after a commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sqlite3
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Iterator
+
+from twisted.internet import defer
+from zope.interface import implementer
+
+from flamenco import statuses
+from flamenco.documents import Task, TaskUpdate, Worker
+from flamenco.store.interface import IStore, StoreUnavailable
+from flamenco.timefmt import from_epoch, to_epoch
+
+_SCHEDULABLE_SQL = "status IN ('queued', 'claimed-by-manager', 'soft-failed') AND unfinished_parents = 0"
+_TASK_COLUMNS = "id, doc, status, activity, worker, worker_id, last_worker_ping, last_updated"
+_WORKER_FIELDS = (
+    "id", "secret_hash", "nickname", "address", "platform", "supported_types", "generation",
+    "status", "status_requested", "lazy_status_request", "current_task", "last_activity",
+    "software",
+)
+_LOCAL_DOC_KEYS = ("status", "activity", "worker")
+
+
+def _deferred(method):
+    """Run a store method now; its result or a StoreUnavailable comes back as a Deferred."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return defer.succeed(method(*args, **kwargs))
+        except sqlite3.Error as error:
+            return defer.fail(StoreUnavailable(f"SQLite error: {error}"))
+
+    return wrapper
+
+
+def schema_scripts() -> list[tuple[int, str]]:
+    """The versioned schema files, as (version, SQL) in order."""
+    folder = resources.files("flamenco.store") / "schema"
+    scripts = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            scripts.append((int(entry.name.split("-", 1)[0]), entry.read_text("utf-8")))
+    return sorted(scripts)
+
+
+@implementer(IStore)
+class SQLiteStore:
+    def __init__(self, path: str):
+        self.path = path
+        self.description = f"sqlite:{path}"
+        self._db: sqlite3.Connection | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @_deferred
+    def open(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 2000")
+        self._db = db
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        for version, script in schema_scripts():
+            if version > current:
+                with self._transaction() as cursor:
+                    for statement in _split_sql(script):
+                        cursor.execute(statement)
+                    cursor.execute(f"PRAGMA user_version = {version:d}")
+
+    @_deferred
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        if self._db is None:
+            raise sqlite3.OperationalError("the database is not open")
+        cursor = self._db.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+
+    def _query(self, sql: str, params=()) -> list[tuple]:
+        if self._db is None:
+            raise sqlite3.OperationalError("the database is not open")
+        return self._db.execute(sql, params).fetchall()
+
+    # -- settings --------------------------------------------------------------------------------
+    @_deferred
+    def get_setting(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    @_deferred
+    def set_setting(self, key: str, value: str | None) -> None:
+        with self._transaction() as cursor:
+            if value is None:
+                cursor.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                cursor.execute(
+                    "INSERT INTO settings (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+    # -- leases ----------------------------------------------------------------------------------
+    @_deferred
+    def try_lease(self, name: str, holder: str, now: datetime, duration: timedelta) -> bool:
+        with self._transaction() as cursor:
+            row = cursor.execute(
+                "SELECT holder, expires FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != holder and row[1] > now.timestamp():
+                return False
+            cursor.execute(
+                "INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires = excluded.expires",
+                (name, holder, (now + duration).timestamp()),
+            )
+            return True
+
+    # -- workers ---------------------------------------------------------------------------------
+    @_deferred
+    def add_worker(self, worker: Worker) -> None:
+        row = _worker_row(worker)
+        with self._transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO workers ({', '.join(_WORKER_FIELDS)})"
+                f" VALUES ({', '.join('?' for _ in _WORKER_FIELDS)})",
+                [row[field] for field in _WORKER_FIELDS],
+            )
+
+    @_deferred
+    def get_worker(self, worker_id: str) -> Worker | None:
+        rows = self._query(
+            f"SELECT {', '.join(_WORKER_FIELDS)} FROM workers WHERE id = ?", (worker_id,)
+        )
+        return _worker_from_row(rows[0]) if rows else None
+
+    @_deferred
+    def update_worker(self, worker_id: str, **changes) -> bool:
+        if not changes:
+            return bool(self._query("SELECT 1 FROM workers WHERE id = ?", (worker_id,)))
+        row = _worker_row(changes)
+        unknown = set(row) - set(_WORKER_FIELDS[1:])
+        if unknown:
+            raise TypeError(f"unknown worker fields: {sorted(unknown)}")
+        assignments = ", ".join(f"{field} = ?" for field in row)
+        with self._transaction() as cursor:
+            cursor.execute(
+                f"UPDATE workers SET {assignments} WHERE id = ?", [*row.values(), worker_id]
+            )
+            return cursor.rowcount > 0
+
+    @_deferred
+    def count_workers(self) -> int:
+        return self._query("SELECT count(*) FROM workers")[0][0]
+
+    @_deferred
+    def list_workers(self) -> list[Worker]:
+        rows = self._query(f"SELECT {', '.join(_WORKER_FIELDS)} FROM workers ORDER BY id")
+        return [_worker_from_row(row) for row in rows]
+
+    # -- tasks -----------------------------------------------------------------------------------
+    @_deferred
+    def store_server_tasks(self, docs: list[dict], now: datetime) -> None:
+        with self._transaction() as cursor:
+            for doc in docs:
+                self._upsert_server_task(cursor, doc, now)
+
+    def _upsert_server_task(self, cursor: sqlite3.Cursor, doc: dict, now: datetime) -> None:
+        task_id = doc["_id"]
+        server_doc = {key: value for key, value in doc.items() if key not in _LOCAL_DOC_KEYS}
+        status = doc["status"]
+        activity = doc.get("activity") or ""
+        worker = doc.get("worker") or ""
+        parents = list(dict.fromkeys(doc.get("parents") or []))
+        existing = cursor.execute(
+            "SELECT status, activity, worker, doc FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        values = dict(
+            doc=json.dumps(server_doc, separators=(",", ":")),
+            schedule_type=doc.get("task_type") or doc.get("job_type") or "",
+            job_priority=int(doc.get("job_priority") or 0),
+            priority=int(doc.get("priority") or 0),
+            last_updated=now.timestamp(),
+        )
+        if existing is None:
+            cursor.executemany(
+                "INSERT OR IGNORE INTO task_parents (child, parent) VALUES (?, ?)",
+                [(task_id, parent) for parent in parents],
+            )
+            cursor.execute(
+                "INSERT INTO tasks (id, status, activity, worker, doc, schedule_type,"
+                " job_priority, priority, last_updated)"
+                " VALUES (:id, :status, :activity, :worker, :doc, :schedule_type,"
+                " :job_priority, :priority, :last_updated)",
+                dict(values, id=task_id, status=status, activity=activity, worker=worker),
+            )
+            return
+        local_status, local_activity, local_worker, old_doc = existing
+        if local_status == statuses.ACTIVE and status in statuses.SCHEDULABLE:
+            # The Server has not yet seen the queued assignment; the local state is newer.
+            status, activity, worker = local_status, local_activity, local_worker
+        cursor.execute(
+            "UPDATE tasks SET status = :status, activity = :activity, worker = :worker,"
+            " doc = :doc, schedule_type = :schedule_type, job_priority = :job_priority,"
+            " priority = :priority, last_updated = :last_updated WHERE id = :id",
+            dict(values, id=task_id, status=status, activity=activity or local_activity,
+                 worker=worker or local_worker),
+        )
+        if parents != (json.loads(old_doc).get("parents") or []):
+            self._replace_parents(cursor, task_id, parents)
+
+    @staticmethod
+    def _replace_parents(cursor: sqlite3.Cursor, task_id: str, parents: list[str]) -> None:
+        cursor.execute("DELETE FROM task_parents WHERE child = ?", (task_id,))
+        cursor.executemany(
+            "INSERT OR IGNORE INTO task_parents (child, parent) VALUES (?, ?)",
+            [(task_id, parent) for parent in parents],
+        )
+        cursor.execute(
+            "UPDATE tasks SET unfinished_parents = ("
+            " SELECT count(*) FROM task_parents tp JOIN tasks p ON p.id = tp.parent"
+            " WHERE tp.child = :id AND p.status != 'completed') WHERE id = :id",
+            {"id": task_id},
+        )
+
+    @_deferred
+    def get_task(self, task_id: str) -> Task | None:
+        rows = self._query(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        return _task_from_row(rows[0]) if rows else None
+
+    @_deferred
+    def claim_task(self, worker: Worker, now: datetime) -> Task | None:
+        with self._transaction() as cursor:
+            row = cursor.execute(
+                "SELECT id FROM tasks WHERE worker_id = ? AND status = 'active' ORDER BY id LIMIT 1",
+                (worker.id,),
+            ).fetchone()
+            if row is None:
+                row = self._best_schedulable(cursor, worker.supported_types)
+            if row is None:
+                return None
+            cursor.execute(
+                "UPDATE tasks SET status = 'active', worker_id = ?, last_worker_ping = ?,"
+                " worker = ? WHERE id = ?",
+                (worker.id, now.timestamp(), worker.identifier, row[0]),
+            )
+            found = cursor.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (row[0],)
+            ).fetchone()
+        return _task_from_row(found)
+
+    @staticmethod
+    def _best_schedulable(cursor: sqlite3.Cursor, types: tuple[str, ...]) -> tuple | None:
+        # One index seek per supported type, then the best of those few candidates.
+        candidates = []
+        for schedule_type in set(types):
+            row = cursor.execute(
+                "SELECT id, job_priority, priority FROM tasks"
+                f" WHERE schedule_type = ? AND {_SCHEDULABLE_SQL}"
+                " ORDER BY job_priority DESC, priority DESC, id LIMIT 1",
+                (schedule_type,),
+            ).fetchone()
+            if row is not None:
+                candidates.append(row)
+        if not candidates:
+            return None
+        return min(candidates, key=lambda row: (-row[1], -row[2], row[0]))
+
+    @_deferred
+    def set_task_status(self, task_id: str, status: str) -> bool:
+        with self._transaction() as cursor:
+            cursor.execute("UPDATE tasks SET status = ? WHERE id = ?", (status, task_id))
+            return cursor.rowcount > 0
+
+    @_deferred
+    def ping_task(self, task_id: str, worker_id: str, now: datetime) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "UPDATE tasks SET last_worker_ping = ?, worker_id = ? WHERE id = ?",
+                (now.timestamp(), worker_id, task_id),
+            )
+
+    @_deferred
+    def tasks_of_worker(self, worker_id: str, status: str) -> list[Task]:
+        rows = self._query(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE worker_id = ? AND status = ? ORDER BY id",
+            (worker_id, status),
+        )
+        return [_task_from_row(row) for row in rows]
+
+    @_deferred
+    def stale_active_tasks(self, cutoff: datetime) -> list[Task]:
+        rows = self._query(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = 'active'"
+            " AND (last_worker_ping IS NULL OR last_worker_ping < ?) ORDER BY id",
+            (cutoff.timestamp(),),
+        )
+        return [_task_from_row(row) for row in rows]
+
+    @_deferred
+    def count_tasks(self) -> int:
+        return self._query("SELECT count(*) FROM tasks")[0][0]
+
+    @_deferred
+    def erase_tasks(self) -> int:
+        with self._transaction() as cursor:
+            cursor.execute("DELETE FROM task_parents")
+            cursor.execute("DELETE FROM tasks")
+            return cursor.rowcount
+
+    # -- the outgoing update queue ---------------------------------------------------------------
+    @_deferred
+    def queue_update(
+        self, update: TaskUpdate, worker_id: str | None = None, ping: datetime | None = None
+    ) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO task_updates (id, task_id, doc) VALUES (?, ?, ?)",
+                (update.id, update.task_id,
+                 json.dumps(update.to_upstream(), separators=(",", ":"))),
+            )
+            row = cursor.execute(
+                "SELECT status FROM tasks WHERE id = ?", (update.task_id,)
+            ).fetchone()
+            if row is None:
+                return
+            changes: dict[str, object] = {"last_updated": update.received_on_manager.timestamp()}
+            if update.task_status and statuses.status_change_allowed(row[0], update.task_status):
+                changes["status"] = update.task_status
+            if update.activity:
+                changes["activity"] = update.activity
+            if update.worker:
+                changes["worker"] = update.worker
+            if worker_id is not None:
+                changes["worker_id"] = worker_id
+            if ping is not None:
+                changes["last_worker_ping"] = ping.timestamp()
+            assignments = ", ".join(f"{column} = :{column}" for column in changes)
+            cursor.execute(
+                f"UPDATE tasks SET {assignments} WHERE id = :task_id",
+                dict(changes, task_id=update.task_id),
+            )
+
+    @_deferred
+    def queued_updates(self, limit: int) -> list[TaskUpdate]:
+        rows = self._query("SELECT doc FROM task_updates ORDER BY seq LIMIT ?", (limit,))
+        return [TaskUpdate.from_upstream(json.loads(row[0])) for row in rows]
+
+    @_deferred
+    def count_queued_updates(self) -> int:
+        return self._query("SELECT count(*) FROM task_updates")[0][0]
+
+    @_deferred
+    def ack_updates(self, update_ids: list[str]) -> int:
+        removed = 0
+        with self._transaction() as cursor:
+            for start in range(0, len(update_ids), 500):
+                chunk = list(update_ids[start:start + 500])
+                cursor.execute(
+                    f"DELETE FROM task_updates WHERE id IN ({', '.join('?' for _ in chunk)})",
+                    chunk,
+                )
+                removed += cursor.rowcount
+        return removed
+
+    @_deferred
+    def purge_queue(self) -> int:
+        with self._transaction() as cursor:
+            cursor.execute("DELETE FROM task_updates")
+            return cursor.rowcount
+
+
+# -- row conversion ------------------------------------------------------------------------------
+
+def _split_sql(script: str) -> list[str]:
+    """Split a schema file into statements (trigger bodies contain `;` before their END)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+def _task_from_row(row: tuple) -> Task:
+    task_id, doc, status, activity, worker, worker_id, ping, updated = row
+    doc = json.loads(doc)
+    doc["status"] = status
+    if activity:
+        doc["activity"] = activity
+    if worker:
+        doc["worker"] = worker
+    return Task(
+        doc=doc,
+        worker_id=worker_id,
+        last_worker_ping=from_epoch(ping),
+        last_updated=from_epoch(updated),
+    )
+
+
+def _worker_row(fields) -> dict:
+    """Worker (or a dict of its attributes) to column values."""
+    if isinstance(fields, Worker):
+        fields = {name: getattr(fields, name) for name in _WORKER_FIELDS}
+    row = dict(fields)
+    if "supported_types" in row:
+        row["supported_types"] = json.dumps(list(row["supported_types"]))
+    if "last_activity" in row:
+        row["last_activity"] = to_epoch(row["last_activity"])
+    if "lazy_status_request" in row:
+        row["lazy_status_request"] = int(bool(row["lazy_status_request"]))
+    return row
+
+
+def _worker_from_row(row: tuple) -> Worker:
+    fields = dict(zip(_WORKER_FIELDS, row))
+    fields["supported_types"] = tuple(json.loads(fields["supported_types"]))
+    fields["last_activity"] = from_epoch(fields["last_activity"])
+    fields["lazy_status_request"] = bool(fields["lazy_status_request"])
+    fields["secret_hash"] = bytes(fields["secret_hash"])
+    return Worker(**fields)

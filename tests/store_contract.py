@@ -1,0 +1,310 @@
+"""The Store contract: one test class, run unchanged against every IStore implementation.
+
+A backend's test module subclasses `StoreContract` and `TestCase` and defines
+`async def make_store(self)` returning an opened, empty store.
+"""
+
+from datetime import timedelta
+
+from zope.interface.verify import verifyObject
+
+from flamenco import statuses
+from flamenco.ids import new_object_id
+from flamenco.store.interface import IStore
+from tests.factories import T0, task_doc, update, worker
+from tests.util import async_test
+
+
+class StoreContract:
+    async def make_store(self):
+        raise NotImplementedError
+
+    async def store(self):
+        store = await self.make_store()
+        self.addCleanup(store.close)
+        return store
+
+    @async_test
+    async def test_provides_interface(self):
+        self.assertTrue(verifyObject(IStore, await self.store()))
+
+    # -- settings and leases -------------------------------------------------------------------
+    @async_test
+    async def test_settings_round_trip_and_removal(self):
+        store = await self.store()
+        self.assertIsNone(await store.get_setting("last_updated"))
+        await store.set_setting("last_updated", "2018-01-10T09:15:02.481000+00:00")
+        await store.set_setting("last_updated", "2018-01-10T09:15:03.000000+00:00")
+        self.assertEqual(
+            await store.get_setting("last_updated"), "2018-01-10T09:15:03.000000+00:00"
+        )
+        await store.set_setting("last_updated", None)
+        self.assertIsNone(await store.get_setting("last_updated"))
+
+    @async_test
+    async def test_lease_is_exclusive_until_it_expires(self):
+        store = await self.store()
+        ttl = timedelta(seconds=10)
+        self.assertTrue(await store.try_lease("push", "manager-a", T0, ttl))
+        self.assertFalse(await store.try_lease("push", "manager-b", T0 + timedelta(seconds=5), ttl))
+        self.assertTrue(await store.try_lease("push", "manager-a", T0 + timedelta(seconds=5), ttl))
+        self.assertFalse(await store.try_lease("push", "manager-b", T0 + timedelta(seconds=14), ttl))
+        self.assertTrue(await store.try_lease("push", "manager-b", T0 + timedelta(seconds=16), ttl))
+        self.assertTrue(await store.try_lease("download", "manager-a", T0, ttl))
+
+    # -- workers -------------------------------------------------------------------------------
+    @async_test
+    async def test_worker_round_trip_and_update(self):
+        store = await self.store()
+        w = worker(types=("sleep", "blender-render"))
+        await store.add_worker(w)
+        self.assertEqual(await store.get_worker(w.id), w)
+        self.assertTrue(
+            await store.update_worker(
+                w.id, status="awake", last_activity=T0, status_requested="asleep",
+                lazy_status_request=True, supported_types=("sleep",),
+            )
+        )
+        got = await store.get_worker(w.id)
+        self.assertEqual(
+            (got.status, got.last_activity, got.status_requested, got.lazy_status_request,
+             got.supported_types),
+            ("awake", T0, "asleep", True, ("sleep",)),
+        )
+        self.assertFalse(await store.update_worker(new_object_id(), status="awake"))
+        self.assertIsNone(await store.get_worker(new_object_id()))
+        self.assertEqual(await store.count_workers(), 1)
+        self.assertEqual([x.id for x in await store.list_workers()], [w.id])
+
+    # -- tasks ---------------------------------------------------------------------------------
+    @async_test
+    async def test_server_task_round_trip_keeps_every_field(self):
+        store = await self.store()
+        doc = task_doc(task_type="file-management")
+        doc["_created"] = "Wed, 10 Jan 2018 09:15:02 GMT"
+        doc["activity"] = "queued by server"
+        await store.store_server_tasks([doc], T0)
+        task = await store.get_task(doc["_id"])
+        self.assertEqual(task.doc, doc)
+        self.assertEqual(task.last_updated, T0)
+        self.assertIsNone(task.worker_id)
+        self.assertEqual(await store.count_tasks(), 1)
+
+    @async_test
+    async def test_claim_order_is_job_priority_then_priority_then_oldest_id(self):
+        store = await self.store()
+        ids = sorted(new_object_id() for _ in range(5))
+        docs = [
+            task_doc(ids[0], job_priority=50, priority=50),
+            task_doc(ids[1], job_priority=60, priority=10),
+            task_doc(ids[2], job_priority=60, priority=20),
+            task_doc(ids[3], job_priority=60, priority=20),
+            task_doc(ids[4], job_priority=10, priority=99),
+        ]
+        await store.store_server_tasks(docs, T0)
+        order = []
+        for _ in docs:
+            w = worker()
+            await store.add_worker(w)
+            order.append((await store.claim_task(w, T0)).id)
+        self.assertEqual(order, [ids[2], ids[3], ids[1], ids[0], ids[4]])
+        self.assertIsNone(await store.claim_task(worker(), T0))
+
+    @async_test
+    async def test_claim_binds_the_task_to_the_worker(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker()
+        task = await store.claim_task(w, T0 + timedelta(seconds=3))
+        self.assertEqual(
+            (task.id, task.status, task.worker_id, task.last_worker_ping, task.worker),
+            (doc["_id"], "active", w.id, T0 + timedelta(seconds=3), w.identifier),
+        )
+        self.assertEqual((await store.get_task(doc["_id"])).status, "active")
+
+    @async_test
+    async def test_claim_resumes_the_workers_own_active_task_first(self):
+        store = await self.store()
+        low, high = task_doc(priority=1), task_doc(priority=99)
+        await store.store_server_tasks([low], T0)
+        w = worker()
+        self.assertEqual((await store.claim_task(w, T0)).id, low["_id"])
+        await store.store_server_tasks([high], T0)
+        self.assertEqual((await store.claim_task(w, T0)).id, low["_id"])
+
+    @async_test
+    async def test_claim_filters_on_task_type_else_job_type(self):
+        store = await self.store()
+        render = task_doc(job_type="blender-render", task_type="blender-render", priority=90)
+        merge = task_doc(job_type="blender-render", task_type="exr-merge", priority=80)
+        sleep = task_doc(job_type="sleep", priority=10)
+        await store.store_server_tasks([render, merge, sleep], T0)
+        self.assertEqual((await store.claim_task(worker(types=("sleep",)), T0)).id, sleep["_id"])
+        self.assertIsNone(await store.claim_task(worker(types=("sleep",)), T0))
+        merger = worker(types=("exr-merge", "video-encoding"))
+        self.assertEqual((await store.claim_task(merger, T0)).id, merge["_id"])
+        self.assertIsNone(await store.claim_task(worker(types=()), T0))
+
+    @async_test
+    async def test_only_schedulable_statuses_are_claimed(self):
+        store = await self.store()
+        docs = {status: task_doc(status=status) for status in statuses.TASK_STATUSES}
+        await store.store_server_tasks(list(docs.values()), T0)
+        claimed = set()
+        while (task := await store.claim_task(worker(), T0)) is not None:
+            claimed.add(task.id)
+        self.assertEqual(claimed, {docs[s]["_id"] for s in statuses.SCHEDULABLE})
+
+    @async_test
+    async def test_parents_must_be_completed_or_unknown(self):
+        store = await self.store()
+        parent = task_doc(priority=1)
+        child = task_doc(priority=99, parents=[parent["_id"]])
+        orphan = task_doc(priority=50, parents=[new_object_id()])
+        await store.store_server_tasks([child, orphan], T0)
+        # The parent is unknown here: it counts as completed.
+        await store.store_server_tasks([parent], T0)
+        # Now it is known and not completed: the child waits.
+        w = worker()
+        self.assertEqual((await store.claim_task(w, T0)).id, orphan["_id"])
+        self.assertEqual((await store.claim_task(worker(), T0)).id, parent["_id"])
+        self.assertIsNone(await store.claim_task(worker(), T0))
+        await store.queue_update(update(parent["_id"], task_status="completed"))
+        self.assertEqual((await store.claim_task(worker(), T0)).id, child["_id"])
+
+    @async_test
+    async def test_parent_that_leaves_completed_blocks_again(self):
+        store = await self.store()
+        parent = task_doc(status="completed")
+        child = task_doc(parents=[parent["_id"]])
+        await store.store_server_tasks([parent, child], T0)
+        await store.set_task_status(parent["_id"], "claimed-by-manager")
+        claimed = await store.claim_task(worker(), T0)
+        self.assertEqual(claimed.id, parent["_id"])
+        self.assertIsNone(await store.claim_task(worker(), T0))
+
+    @async_test
+    async def test_diamond_dependencies(self):
+        store = await self.store()
+        top = task_doc()
+        left, right = task_doc(parents=[top["_id"]]), task_doc(parents=[top["_id"]])
+        bottom = task_doc(parents=[left["_id"], right["_id"]])
+        await store.store_server_tasks([bottom, right, left, top], T0)
+        waves = []
+        while True:
+            wave = []
+            while (task := await store.claim_task(worker(), T0)) is not None:
+                wave.append(task.id)
+            if not wave:
+                break
+            waves.append(set(wave))
+            for task_id in wave:
+                await store.queue_update(update(task_id, task_status="completed"))
+        self.assertEqual(
+            waves, [{top["_id"]}, {left["_id"], right["_id"]}, {bottom["_id"]}]
+        )
+
+    @async_test
+    async def test_server_copy_does_not_demote_a_locally_active_task(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker()
+        await store.claim_task(w, T0)
+        await store.store_server_tasks([dict(doc, priority=10, _etag="etag-2")], T0)
+        task = await store.get_task(doc["_id"])
+        self.assertEqual((task.status, task.worker_id, task.priority, task.etag),
+                         ("active", w.id, 10, "etag-2"))
+        await store.store_server_tasks([dict(doc, status="cancel-requested")], T0)
+        self.assertEqual((await store.get_task(doc["_id"])).status, "cancel-requested")
+
+    @async_test
+    async def test_set_status_ping_and_worker_queries(self):
+        store = await self.store()
+        a, b = task_doc(), task_doc()
+        await store.store_server_tasks([a, b], T0)
+        w = worker()
+        await store.claim_task(w, T0)
+        await store.claim_task(worker(), T0)
+        await store.ping_task(a["_id"], w.id, T0 + timedelta(seconds=30))
+        self.assertEqual([t.id for t in await store.tasks_of_worker(w.id, "active")], [a["_id"]])
+        stale = await store.stale_active_tasks(T0 + timedelta(seconds=10))
+        self.assertEqual([t.id for t in stale], [b["_id"]])
+        self.assertTrue(await store.set_task_status(b["_id"], "cancel-requested"))
+        self.assertFalse(await store.set_task_status(new_object_id(), "canceled"))
+        self.assertEqual(await store.stale_active_tasks(T0 + timedelta(seconds=10)), [])
+        self.assertEqual(await store.tasks_of_worker(w.id, "failed"), [])
+
+    @async_test
+    async def test_erase_tasks(self):
+        store = await self.store()
+        parent = task_doc()
+        await store.store_server_tasks([parent, task_doc(parents=[parent["_id"]])], T0)
+        self.assertEqual(await store.erase_tasks(), 2)
+        self.assertEqual(await store.count_tasks(), 0)
+        await store.store_server_tasks([task_doc(parents=[parent["_id"]])], T0)
+        self.assertIsNotNone(await store.claim_task(worker(), T0))
+
+    # -- update queue --------------------------------------------------------------------------
+    @async_test
+    async def test_queue_keeps_order_and_acks_exactly_the_handled_ids(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        updates = [update(doc["_id"], activity=f"step {n}", log=f"line {n}") for n in range(5)]
+        for u in updates:
+            await store.queue_update(u)
+        self.assertEqual(await store.count_queued_updates(), 5)
+        self.assertEqual(await store.queued_updates(3), updates[:3])
+        self.assertEqual(await store.ack_updates([updates[0].id, updates[2].id, new_object_id()]), 2)
+        self.assertEqual(await store.queued_updates(10), [updates[1], updates[3], updates[4]])
+        self.assertEqual(await store.purge_queue(), 3)
+        self.assertEqual(await store.queued_updates(10), [])
+
+    @async_test
+    async def test_queue_update_applies_status_activity_and_bookkeeping(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker()
+        later = T0 + timedelta(minutes=1)
+        await store.queue_update(
+            update(doc["_id"], when=later, task_status="active", activity="rendering",
+                   worker=w.identifier),
+            worker_id=w.id, ping=later,
+        )
+        task = await store.get_task(doc["_id"])
+        self.assertEqual(
+            (task.status, task.doc["activity"], task.worker, task.worker_id,
+             task.last_worker_ping, task.last_updated),
+            ("active", "rendering", w.identifier, w.id, later, later),
+        )
+
+    @async_test
+    async def test_cancel_requested_only_gives_way_to_an_ending_status(self):
+        store = await self.store()
+        doc = task_doc(status="cancel-requested")
+        await store.store_server_tasks([doc], T0)
+        await store.queue_update(update(doc["_id"], task_status="active"))
+        self.assertEqual((await store.get_task(doc["_id"])).status, "cancel-requested")
+        self.assertEqual(await store.count_queued_updates(), 1, "still forwarded")
+        await store.queue_update(update(doc["_id"], task_status="canceled"))
+        self.assertEqual((await store.get_task(doc["_id"])).status, "canceled")
+
+    @async_test
+    async def test_update_for_unknown_task_is_queued(self):
+        store = await self.store()
+        u = update(new_object_id(), task_status="canceled")
+        await store.queue_update(u)
+        self.assertEqual(await store.queued_updates(5), [u])
+
+    @async_test
+    async def test_update_round_trips_every_upstream_field(self):
+        store = await self.store()
+        u = update(new_object_id(), task_status="completed", activity="done",
+                   task_progress_percentage=100, current_command_idx=2,
+                   command_progress_percentage=100, log="a\nb", worker="w (n)",
+                   metrics={"timing": {"render": 1.5}})
+        await store.queue_update(u)
+        self.assertEqual(await store.queued_updates(1), [u])
