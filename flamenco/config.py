@@ -1,0 +1,234 @@
+"""The YAML configuration file, read into a validated, immutable `Config`.
+
+Keys keep the 2017 Manager's names (PROTOCOL §7.1); the 2.x duration spellings
+(`download_task_sleep: 5m`, §7.2) are accepted as aliases. Any problem stops start-up with
+one `ConfigError` line naming the key; unknown keys only produce warnings.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import attrs
+import yaml
+
+from flamenco.ids import is_object_id, normalise_object_id
+
+PLATFORMS = ("linux", "windows", "darwin")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message is one line naming the key."""
+
+
+def _non_negative(instance, attribute, value):
+    if value < 0:
+        raise ConfigError(f"{attribute.name}: must be zero or more, not {value}")
+
+
+def _positive(instance, attribute, value):
+    if value <= 0:
+        raise ConfigError(f"{attribute.name}: must be more than zero, not {value}")
+
+
+@attrs.frozen
+class ListenAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        """`[::0]:8083`, `:8083`, `host:8083` (the seed's forms)."""
+        match = re.fullmatch(r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d+)",
+                             text.strip())
+        if not match or not 0 < int(match["port"]) < 65536:
+            raise ConfigError(f"listen: {text!r} is not host:port, [ipv6]:port or :port")
+        host = match["v6"] if match["v6"] is not None else match["host"]
+        return cls(host=host or "::", port=int(match["port"]))
+
+    @property
+    def interface(self) -> str:
+        """The interface string for Twisted's endpoints (IPv6 addresses escaped)."""
+        return self.host.replace(":", r"\:")
+
+
+@attrs.frozen
+class Config:
+    database_url: str = ""
+    listen: ListenAddress = ListenAddress("::", 8083)
+    own_url: str = ""
+    flamenco: str = ""
+    manager_id: str = ""
+    manager_secret: str = ""
+    tlskey: str = ""
+    tlscert: str = ""
+    download_task_sleep_seconds: float = attrs.field(default=300, validator=_positive)
+    download_task_recheck_throttle_seconds: float = 10
+    task_update_push_max_interval_seconds: float = attrs.field(default=30, validator=_positive)
+    task_update_push_max_count: int = attrs.field(default=10, validator=_positive)
+    cancel_task_fetch_max_interval_seconds: float = attrs.field(default=10, validator=_positive)
+    active_task_timeout_interval_seconds: float = attrs.field(default=60, validator=_positive)
+    task_timeout_check_interval_seconds: float = attrs.field(default=5, validator=_positive)
+    task_timeout_grace_seconds: float = attrs.field(default=300, validator=_non_negative)
+    refetch_timeout_seconds: float = attrs.field(default=1.0, validator=_positive)
+    upstream_timeout_seconds: float = attrs.field(default=30, validator=_positive)
+    max_request_body_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
+    worker_registration_secret: str = ""
+    variables: dict = attrs.field(factory=dict)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tlskey and self.tlscert)
+
+    @property
+    def has_upstream(self) -> bool:
+        return bool(self.flamenco)
+
+    @property
+    def manager_url(self) -> str:
+        """`own_url` with its scheme forced to match the TLS setting (§2.12)."""
+        if not self.own_url:
+            return ""
+        parts = urlsplit(self.own_url)
+        return parts._replace(scheme="https" if self.tls else "http").geturl()
+
+    @property
+    def store_location(self) -> tuple[str, str]:
+        """('sqlite', path) or ('mongodb', url)."""
+        url = self.database_url.strip()
+        if not url:
+            return ("sqlite", "flamenco-manager.sqlite")
+        if url.startswith("sqlite:"):
+            return ("sqlite", url[len("sqlite:"):])
+        return ("mongodb", url)
+
+
+#: 2.x names (durations with unit suffix) and the 2017 keys they stand for.
+_DURATION_ALIASES = {
+    "download_task_sleep": "download_task_sleep_seconds",
+    "download_task_recheck_throttle": "download_task_recheck_throttle_seconds",
+    "task_update_push_max_interval": "task_update_push_max_interval_seconds",
+    "cancel_task_fetch_max_interval": "cancel_task_fetch_max_interval_seconds",
+    "active_task_timeout_interval": "active_task_timeout_interval_seconds",
+}
+_FLOAT_KEYS = {
+    field.name for field in attrs.fields(Config) if field.type in ("float", float)
+}
+_INT_KEYS = {field.name for field in attrs.fields(Config) if field.type in ("int", int)}
+_STRING_KEYS = {field.name for field in attrs.fields(Config) if field.type in ("str", str)}
+
+
+def parse_duration(key: str, text) -> float:
+    """`30s`, `5m`, `1h30m`, `336h`, or a bare number of seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    if not isinstance(text, str):
+        raise ConfigError(f"{key}: expected a duration like 30s or 5m, not {text!r}")
+    sign = -1 if text.startswith("-") else 1
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text.lstrip("-"))
+    if not parts or "".join(n + u for n, u in parts) != text.lstrip("-"):
+        raise ConfigError(f"{key}: expected a duration like 30s or 5m, not {text!r}")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sign * sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def parse_config(raw: dict | None) -> tuple[Config, list[str]]:
+    """Validate a decoded YAML mapping; returns the Config and warnings (unknown keys)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("the configuration file must be a YAML mapping of keys to values")
+    known = {field.name for field in attrs.fields(Config)}
+    values: dict = {}
+    warnings = []
+    for key, value in raw.items():
+        if key in _DURATION_ALIASES:
+            values[_DURATION_ALIASES[key]] = parse_duration(key, value)
+        elif key not in known:
+            warnings.append(f"unknown configuration key {key!r} ignored")
+        elif value is None:
+            continue
+        else:
+            values[key] = _convert(key, value)
+    _check_upstream(values)
+    try:
+        return Config(**values), warnings
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from None
+
+
+def _convert(key: str, value):
+    if key == "listen":
+        if not isinstance(value, str):
+            raise ConfigError(f"listen: expected host:port as a string, not {value!r}")
+        return ListenAddress.parse(value)
+    if key == "variables":
+        return _check_variables(value)
+    if key in _INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, not {value!r}")
+        return value
+    if key in _FLOAT_KEYS:
+        if isinstance(value, str):
+            return parse_duration(key, value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number of seconds, not {value!r}")
+        return float(value)
+    if key in _STRING_KEYS:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a string, not {value!r}")
+        return str(value)
+    return value
+
+
+def _check_variables(value) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError("variables: expected a mapping of name -> platform -> value")
+    for name, per_platform in value.items():
+        if not isinstance(per_platform, dict):
+            raise ConfigError(f"variables.{name}: expected a mapping of platform -> value")
+        for platform, text in per_platform.items():
+            if platform not in PLATFORMS:
+                raise ConfigError(
+                    f"variables.{name}: unknown platform {platform!r} (use {', '.join(PLATFORMS)})"
+                )
+            if not isinstance(text, str):
+                raise ConfigError(f"variables.{name}.{platform}: expected a string")
+    return value
+
+
+def _check_upstream(values: dict) -> None:
+    for key in ("flamenco", "own_url"):
+        url = values.get(key, "")
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"{key}: {url!r} is not an http(s) URL")
+    if values.get("flamenco"):
+        manager_id = values.get("manager_id", "")
+        if not is_object_id(manager_id):
+            raise ConfigError(f"manager_id: {manager_id!r} is not a 24-hex ObjectId")
+        values["manager_id"] = normalise_object_id(manager_id)
+        if not values.get("manager_secret"):
+            raise ConfigError("manager_secret: required when 'flamenco' (the Server URL) is set")
+    url = values.get("database_url", "")
+    if url and not (url.startswith("sqlite:") or url.startswith("mongodb://")):
+        raise ConfigError(
+            f"database_url: {url!r} is neither empty, sqlite:PATH nor mongodb://host[:port]/dbname"
+        )
+    if bool(values.get("tlskey")) != bool(values.get("tlscert")):
+        raise ConfigError("tlskey/tlscert: set both to use TLS, or neither")
+
+
+def load_config(path: str) -> tuple[Config, list[str]]:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            raw = yaml.safe_load(stream)
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {error}") from None
+    return parse_config(raw)
