@@ -24,7 +24,7 @@
 set -euo pipefail
 
 log() { printf 'mongo-server: %s\n' "$*" >&2; }
-die() { printf 'mongo-server: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() { printf 'mongo-server: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 if [[ -n "${FLAMENCO_TEST_MONGO_URL:-}" ]]; then
     log "using existing server at ${FLAMENCO_TEST_MONGO_URL}"
@@ -173,7 +173,7 @@ build_ferretdb() {
 
     # No build tags needed: the SQLite handler is built unless the
     # `ferretdb_no_sqlite` tag is given (internal/handler/registry/sqlite.go).
-    log "building FerretDB ${version} (one-off; takes a few minutes on 2 cores)"
+    log "building FerretDB ${version} (one-off; ~1 min on 2 cores when the proxy is fast)"
     t0=${SECONDS}
     (cd "${builddir}" && go build -trimpath -ldflags='-s -w' -o "${cachedir}/ferretdb.tmp" ./cmd/ferretdb) >&2 ||
         die "go build of FerretDB ${version} failed"
@@ -193,7 +193,7 @@ if [[ -z "${ferretdb}" ]]; then
     # Serialise concurrent first builds.
     exec 9>"${CACHE_ROOT}/.build.lock"
     if command -v flock >/dev/null 2>&1; then
-        log "waiting for build lock ${CACHE_ROOT}/.build.lock"
+        log "acquiring build lock ${CACHE_ROOT}/.build.lock"
         flock 9
     fi
     ferretdb="$(find_cached_binary)"
