@@ -13,6 +13,10 @@ from twisted.internet import defer
 from zope.interface import Interface, implementer
 
 
+#: Setting that remembers the Server's last `X-Flamenco-Last-Updated` (cleanslate removes it).
+DEPSGRAPH_TIMESTAMP = "depsgraph_last_updated"
+
+
 class Freshness(enum.Enum):
     UNCHANGED = "unchanged"  # 304, or the Server could not say (timeout, 5xx): hand it out
     CHANGED = "changed"      # 200 with a new document: store it and choose again
