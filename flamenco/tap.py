@@ -1,0 +1,136 @@
+"""`twistd flamenco-manager`: command-line options and the service tree."""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, Service
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger, LogLevel
+from twisted.python import usage
+from twisted.web.server import Site
+
+import flamenco
+from flamenco.config import Config, ConfigError, load_config
+from flamenco import logs
+from flamenco.manager import build_manager
+from flamenco.store import store_for
+from flamenco.upstream import DEPSGRAPH_TIMESTAMP
+
+log = Logger()
+
+
+class Options(usage.Options):
+    synopsis = "--config FILE [--debug|--verbose] [--json] [--cleanslate|--purgequeue [--yes]]"
+    optParameters = [
+        ["config", "c", "flamenco-manager.yaml", "The YAML configuration file."],
+    ]
+    optFlags = [
+        ["debug", "d", "Log debug messages and up."],
+        ["verbose", "v", "Log informational messages and up (default: warnings and up)."],
+        ["json", None, "Log one JSON object per line instead of text."],
+        ["cleanslate", None,
+         "Erase all local tasks and the remembered depsgraph timestamp, then exit."],
+        ["purgequeue", None, "Erase all queued task updates (they are lost), then exit."],
+        ["yes", "y", "Do not ask for confirmation (with --cleanslate/--purgequeue)."],
+    ]
+
+    def opt_version(self):
+        """Print the version and exit."""
+        print(f"flamenco-manager {flamenco.__version__}")
+        sys.exit(0)
+
+    def postOptions(self):
+        if self["cleanslate"] and self["purgequeue"]:
+            raise usage.UsageError("use --cleanslate or --purgequeue, not both")
+        level = LogLevel.warn
+        if self["debug"]:
+            level = LogLevel.debug
+        elif self["verbose"]:
+            level = LogLevel.info
+        logs.choose(level, self["json"])
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            # twistd creates its log observer from this option after parsing.
+            parent["logger"] = logs.FACTORY_NAME
+
+
+class MaintenanceService(Service):
+    """Runs one maintenance job (cleanslate, purgequeue) on the store, then stops the reactor."""
+
+    def __init__(self, store, job, reactor):
+        self.store = store
+        self.job = job
+        self.reactor = reactor
+
+    def startService(self):
+        super().startService()
+        defer.ensureDeferred(self._run()).addBoth(lambda _: self.reactor.stop())
+
+    async def _run(self):
+        try:
+            await self.store.open()
+            print(await self.job(self.store), flush=True)
+        except Exception as error:
+            print(f"flamenco-manager: {error}", file=sys.stderr, flush=True)
+        finally:
+            await self.store.close()
+
+
+async def cleanslate(store) -> str:
+    erased = await store.erase_tasks()
+    await store.set_setting(DEPSGRAPH_TIMESTAMP, None)
+    return f"cleanslate: erased {erased} local tasks and the remembered depsgraph timestamp"
+
+
+async def purgequeue(store) -> str:
+    return f"purgequeue: erased {await store.purge_queue()} queued task updates"
+
+
+def _confirm(question: str) -> None:
+    print(question, end=" ", flush=True)
+    try:
+        answer = input()
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise SystemExit("flamenco-manager: aborted, nothing was changed")
+
+
+def listen_description(config: Config) -> str:
+    listen = config.listen
+    if config.tls:
+        return (f"ssl:{listen.port}:interface={listen.interface}"
+                f":privateKey={config.tlskey}:certKey={config.tlscert}")
+    return f"tcp:{listen.port}:interface={listen.interface}"
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    try:
+        config, warnings = load_config(options["config"])
+    except ConfigError as error:
+        raise SystemExit(f"flamenco-manager: {error}") from None
+    for warning in warnings:
+        log.warn("{config}: {warning}", config=options["config"], warning=warning)
+    store = store_for(config)
+    if options["cleanslate"] or options["purgequeue"]:
+        job = cleanslate if options["cleanslate"] else purgequeue
+        if not options["yes"]:
+            _confirm(f"This erases data in {store.description}. Type 'yes' to go on:")
+        return MaintenanceService(store, job, reactor)
+    if not config.tls:
+        log.warn("no tlskey/tlscert configured: serving plain HTTP")
+    manager = build_manager(config, store, reactor)
+    site = Site(manager.resource)
+    site.displayTracebacks = False
+    web = StreamServerEndpointService(serverFromString(reactor, listen_description(config)), site)
+    web._raiseSynchronously = True
+    web.setServiceParent(manager.services)
+    log.info("Flamenco Manager {version} listening on {listen}, store {store}",
+             version=flamenco.__version__, listen=listen_description(config),
+             store=store.description)
+    return manager.services

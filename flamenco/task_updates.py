@@ -1,0 +1,102 @@
+"""What Workers report about their tasks: updates, may-i-run polls, returns (PROTOCOL §3.5-3.7)."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+from flamenco import statuses
+from flamenco.documents import Task, Worker, WorkerTaskUpdate
+from flamenco.errors import TaskConflict, UnknownTask
+from flamenco.updates import UpdateQueue
+
+log = Logger()
+
+
+class TaskUpdateService:
+    def __init__(self, store, updates: UpdateQueue):
+        self.store = store
+        self.updates = updates
+
+    async def accept_update(self, worker: Worker, task_id: str, report: WorkerTaskUpdate) -> None:
+        """Validate against the local task, apply and queue durably; returns once on disk."""
+        task = await self.store.get_task(task_id)
+        if task is None:
+            if worker.is_2x:
+                raise UnknownTask(f"Task {task_id} is unknown.")
+            # A 2.0 worker retries anything but 409 forever, blocking its later updates (A7).
+            raise TaskConflict(f"Task {task_id} is unknown.")
+        if task.worker_id and task.worker_id != worker.id:
+            raise TaskConflict(f"Task {task_id} is assigned to another worker.")
+        status, activity = self._reportable(task, report, worker)
+        await self.updates.queue(
+            task_id,
+            task_status=status,
+            activity=activity,
+            task_progress_percentage=report.task_progress_percentage,
+            current_command_idx=report.current_command_idx,
+            command_progress_percentage=report.command_progress_percentage,
+            log=report.log,
+            worker=worker.identifier,
+            metrics=report.metrics,
+            worker_id=worker.id,
+            ping=self.updates.now(),
+        )
+
+    @staticmethod
+    def _reportable(task: Task, report: WorkerTaskUpdate, worker: Worker) -> tuple[str, str]:
+        """PROTOCOL §4.4: a worker changes status/activity only of an active task, except that
+        a cancel-requested task accepts the ending statuses (2.0 workers report `canceled`)."""
+        if task.status == statuses.ACTIVE:
+            return report.task_status, report.activity
+        if task.status == statuses.CANCEL_REQUESTED and (
+            report.task_status in statuses.ACCEPTED_AFTER_CANCEL
+        ):
+            return report.task_status, report.activity
+        if report.task_status or report.activity:
+            log.info(
+                "dropping status {status!r} / activity of worker {worker} for task {task}"
+                " in local status {local}",
+                status=report.task_status, worker=worker.identifier, task=task.id,
+                local=task.status,
+            )
+        return "", ""
+
+    async def may_keep_running(self, worker: Worker, task_id: str) -> tuple[bool, str]:
+        """PROTOCOL §3.7: (may keep running, reason when not); pings the task when it may."""
+        task = await self.store.get_task(task_id)
+        if task is None:
+            return False, f"unable to find task {task_id}"
+        if task.worker_id and task.worker_id != worker.id:
+            return False, f"task {task_id} reassigned to another worker"
+        if task.status not in statuses.RUNNABLE:
+            return False, f"task {task_id} in non-runnable status {task.status}"
+        if (worker.status_requested and not worker.lazy_status_request
+                and worker.status_requested not in (statuses.W_AWAKE, statuses.W_TESTING)):
+            return False, f"worker status change to {worker.status_requested} requested"
+        await self.store.ping_task(task_id, worker.id, self.updates.now())
+        return True, ""
+
+    async def return_task(self, worker: Worker, task_id: str) -> None:
+        """A 2.x worker stopped this task when told to; put it back in the queue."""
+        task = await self.store.get_task(task_id)
+        if task is None:
+            raise UnknownTask(f"Task {task_id} is unknown.")
+        if task.worker_id and task.worker_id != worker.id:
+            return
+        if task.status != statuses.ACTIVE:
+            return
+        await self.requeue(task, worker, "returned by worker")
+
+    async def requeue(self, task: Task, worker: Worker, reason: str) -> None:
+        """Put a task of `worker` back in the queue, telling the Server with `worker: "-"`."""
+        ident = worker.identifier
+        if worker.is_2x or reason != "worker signed off":
+            activity = f"Re-queued task after unassigning from worker {ident}: {reason}"
+            line = f"Manager re-queued task after unassigning it from worker {ident}: {reason}"
+        else:
+            activity = f"Re-queued task after worker {ident} signed off"
+            line = f"Manager re-queued task after worker {ident} signed off"
+        await self.updates.queue_note(
+            task.id, activity, log=line, task_status=statuses.CLAIMED, worker="-"
+        )
+

@@ -1,0 +1,219 @@
+"""The HTTP adapter for the Flamenco Server API (PROTOCOL §6), on treq.
+
+The only module of the upstream link that speaks HTTP. Every request carries HTTP Basic
+authentication with username = `manager_secret` and an empty password (§6.0), and a deadline
+that covers connecting, the headers and the body. Methods return plain Python values; services
+decide what the status codes mean where the protocol leaves it to them.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from typing import Any
+
+import attrs
+from twisted.internet import defer
+from twisted.internet.error import TimeoutError as ConnectTimeout
+from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool
+
+import treq
+from treq.client import HTTPClient
+
+#: Any response a Server gave us, decoded only as far as bytes.
+JSON_TYPE = "application/json"
+
+
+class UpstreamError(Exception):
+    """The Server could not be reached, was too slow, or answered with a failure status."""
+
+    def __init__(self, message: str, code: int | None = None, body: bytes = b""):
+        super().__init__(message)
+        self.code = code
+        self.body = body
+
+
+@attrs.frozen
+class Response:
+    code: int
+    headers: dict[str, str]  # lower-case name -> first value
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+@attrs.frozen
+class Depsgraph:
+    code: int  # 200, 204 or 304
+    tasks: list  # raw task documents (validated by the caller)
+    last_updated: str  # X-Flamenco-Last-Updated, or ""
+    honoured_types: tuple[str, ...]  # the task-type hint the Server says it applied, if any
+
+
+class UpstreamClient:
+    """Talks to one Flamenco Server as one Manager."""
+
+    log = Logger()
+
+    def __init__(self, base_url: str, manager_id: str, manager_secret: str, *,
+                 timeout: float = 30.0, reactor=None, gzip_bodies: bool = True,
+                 persistent: bool = True):
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+            reactor = default_reactor
+        self.reactor = reactor
+        self.base_url = base_url.rstrip("/")
+        self.manager_id = manager_id
+        self.timeout = timeout
+        #: gzip push bodies; switched off for good when the Server refuses them (415).
+        self.gzip_bodies = gzip_bodies
+        self._auth = b"Basic " + base64.b64encode(manager_secret.encode("utf-8") + b":")
+        self._pool = HTTPConnectionPool(reactor, persistent=persistent)
+        self._pool.maxPersistentPerHost = 8
+        self._http = HTTPClient(Agent(reactor, pool=self._pool))
+
+    def close(self) -> defer.Deferred:
+        """Close idle connections (on service stop and in tests)."""
+        return self._pool.closeCachedConnections()
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def _manager_url(self, what: str) -> str:
+        return self._url(f"/api/flamenco/managers/{self.manager_id}/{what}")
+
+    # -- the one place requests are made ---------------------------------------------------------
+    def request(self, method: str, url: str, *, headers: dict | None = None,
+                data: bytes | None = None, params: dict | None = None,
+                timeout: float | None = None) -> defer.Deferred:
+        """Fires with a `Response`, or fails with `UpstreamError` (network, timeout).
+
+        Cancelling the returned Deferred aborts the request.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        all_headers = {"Authorization": [self._auth]}
+        for name, value in (headers or {}).items():
+            all_headers[name] = [value]
+        d = defer.ensureDeferred(
+            self._request(method, url, all_headers, data, params, timeout)
+        )
+        # treq's timeout covers the headers only; this one also covers reading the body.
+        d.addTimeout(timeout, self.reactor)
+        d.addErrback(self._failed, method, url)
+        return d
+
+    async def _request(self, method, url, headers, data, params, timeout) -> Response:
+        response = await self._http.request(
+            method, url, headers=headers, data=data, params=params,
+            allow_redirects=False, timeout=timeout, reactor=self.reactor,
+        )
+        body = await treq.content(response)
+        found = {}
+        for name, values in response.headers.getAllRawHeaders():
+            found[name.decode("latin-1").lower()] = values[0].decode("latin-1")
+        return Response(code=response.code, headers=found, body=body)
+
+    @staticmethod
+    def _failed(failure, method, url):
+        if failure.check(defer.CancelledError):
+            return failure  # cancelled by the caller: let it see that
+        if failure.check(defer.TimeoutError, ConnectTimeout):
+            raise UpstreamError(f"{method} {url}: no answer in time")
+        raise UpstreamError(f"{method} {url}: {failure.getErrorMessage() or failure.type.__name__}")
+
+    async def _post_json(self, url: str, body: Any, *, compress: bool = False) -> Response:
+        raw = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        if compress and self.gzip_bodies:
+            response = await self.request(
+                "POST", url, data=gzip.compress(raw, compresslevel=6),
+                headers={"Content-Type": JSON_TYPE, "Content-Encoding": "gzip"},
+            )
+            # 415 is the proper refusal; a Server that cannot decode gzip at all fails to
+            # parse the body as JSON and answers 400. Either way, try once without gzip.
+            if response.code not in (415, 400):
+                return response
+            plain = await self.request("POST", url, data=raw,
+                                       headers={"Content-Type": JSON_TYPE})
+            if response.code == 415 or plain.code < 300:
+                self.log.warn("the Server refused gzip bodies ({code}); sending them "
+                              "uncompressed from now on", code=response.code)
+                self.gzip_bodies = False
+            return plain
+        return await self.request("POST", url, data=raw, headers={"Content-Type": JSON_TYPE})
+
+    @staticmethod
+    def _expect(response: Response, what: str, ok=range(200, 300)) -> Response:
+        if response.code not in ok:
+            raise UpstreamError(
+                f"{what}: the Server answered {response.code}", response.code, response.body
+            )
+        return response
+
+    # -- the Server API --------------------------------------------------------------------------
+    async def startup(self, body: dict) -> None:
+        """§6.1; fails with UpstreamError unless the Server accepted it."""
+        response = await self._post_json(self._manager_url("startup"), body)
+        self._expect(response, "startup notification")
+
+    async def update_notification(self, body: dict) -> None:
+        """§6.2 (task types changed)."""
+        response = await self._post_json(self._manager_url("update"), body)
+        self._expect(response, "update notification")
+
+    async def depsgraph(self, since: str | None,
+                        task_types: tuple[str, ...] = ()) -> Depsgraph:
+        """§6.3. `task_types` is a hint (`?task_types=a,b`) a Server may ignore."""
+        headers = {}
+        if since:
+            headers["X-Flamenco-If-Updated-Since"] = since
+        params = {"task_types": ",".join(task_types)} if task_types else None
+        response = await self.request("GET", self._manager_url("depsgraph"),
+                                      headers=headers, params=params)
+        if response.code in (204, 304):
+            return Depsgraph(response.code, [], "", ())
+        self._expect(response, "depsgraph download", ok=(200,))
+        try:
+            doc = response.json()
+            tasks = doc["depsgraph"] or []
+            if not isinstance(tasks, list):
+                raise TypeError("depsgraph is not a list")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise UpstreamError(f"depsgraph download: undecodable answer: {error}",
+                                response.code, response.body[:200]) from None
+        honoured = response.headers.get("x-flamenco-task-types", "")
+        return Depsgraph(
+            code=200, tasks=tasks,
+            last_updated=response.headers.get("x-flamenco-last-updated", ""),
+            honoured_types=tuple(t for t in honoured.split(",") if t),
+        )
+
+    def fetch_task(self, task_id: str, etag: str, timeout: float | None = None) -> defer.Deferred:
+        """§6.4: the raw `Response` (the refetcher interprets every status)."""
+        return self.request("GET", self._url(f"/api/flamenco/tasks/{task_id}"),
+                            headers={"If-None-Match": etag}, timeout=timeout)
+
+    async def push(self, updates: list[dict]) -> dict:
+        """§6.5: fires with the TaskUpdateResponse (as a dict with checked types)."""
+        response = await self._post_json(
+            self._manager_url("task-update-batch"), updates, compress=True
+        )
+        self._expect(response, "task update push", ok=(200,))
+        try:
+            doc = response.json()
+            handled = doc.get("handled_update_ids") or []
+            cancel = doc.get("cancel_task_ids") or []
+            if not (isinstance(handled, list) and isinstance(cancel, list)
+                    and all(isinstance(i, str) for i in handled + cancel)):
+                raise TypeError("ID lists expected")
+        except (ValueError, TypeError, AttributeError) as error:
+            raise UpstreamError(f"task update push: undecodable answer: {error}",
+                                response.code, response.body[:200]) from None
+        return {
+            "modified_count": doc.get("modified_count", 0),
+            "handled_update_ids": handled,
+            "cancel_task_ids": cancel,
+            "upload_task_file_queue": doc.get("upload_task_file_queue") or [],
+        }

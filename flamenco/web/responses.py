@@ -1,0 +1,102 @@
+"""Writing JSON responses and errors, reading bounded bodies, and the error-to-status table."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from flamenco.documents import InvalidDocument
+from flamenco.errors import (
+    BadRequest, Forbidden, ManagerError, NoSupportedTypes, NotAuthenticated, StatusChangePending,
+    TaskConflict, UnknownTask, UnknownWorker,
+)
+from flamenco.store.interface import StoreUnavailable
+
+log = Logger()
+
+STATUS_FOR_ERROR = {
+    BadRequest: 400,
+    NotAuthenticated: 401,
+    Forbidden: 403,
+    UnknownTask: 404,
+    UnknownWorker: 404,
+    NoSupportedTypes: 406,
+    TaskConflict: 409,
+}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def json_response(request: IRequest, doc, code: int = 200) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(doc).encode("utf-8") + b"\n"
+
+
+def json_error(request: IRequest, code: int, message: str, detail=None) -> bytes:
+    body = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return json_response(request, body, code)
+
+
+def no_content(request: IRequest) -> bytes:
+    request.setResponseCode(204)
+    return b""
+
+
+def read_body(request: IRequest, limit: int) -> bytes:
+    """The request body, refused (413) when over `limit` bytes."""
+    declared = request.getHeader(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(int(declared))
+    request.content.seek(0)
+    body = request.content.read(limit + 1)
+    if len(body) > limit:
+        raise BodyTooLarge(len(body))
+    return body
+
+
+def endpoint(handler=None, *, when_store_unavailable=None):
+    """Wrap an async Klein handler: every refusal becomes a 4xx/5xx with a JSON body.
+
+    `when_store_unavailable(request)` may answer instead of the 503 (may-i-run must never
+    send a body that is not a MayKeepRunningResponse).
+    """
+    if handler is None:
+        return functools.partial(endpoint, when_store_unavailable=when_store_unavailable)
+
+    @functools.wraps(handler)
+    async def wrapper(self, request, *args, **kwargs):
+        try:
+            return await handler(self, request, *args, **kwargs)
+        except NotAuthenticated as error:
+            request.setHeader(b"WWW-Authenticate", b'Basic realm="Flamenco Manager"')
+            return json_error(request, 401, "401 Unauthorized", error.message)
+        except StatusChangePending as error:
+            # The 2.5 worker builds an object from exactly this one key (§2.9).
+            return json_response(request, {"status_requested": error.status_requested}, 423)
+        except ManagerError as error:
+            return json_error(request, STATUS_FOR_ERROR.get(type(error), 400), error.message,
+                              error.detail)
+        except InvalidDocument as error:
+            return json_error(request, 400, error.message, error.detail)
+        except BodyTooLarge as error:
+            return json_error(request, 413, "request body too large",
+                              {"size": error.args[0], "limit": self.max_body})
+        except StoreUnavailable as error:
+            if when_store_unavailable is not None:
+                return when_store_unavailable(request)
+            log.warn("database unavailable: {error}", error=error)
+            return json_error(request, 503, "database unavailable, try again later", str(error))
+        except Exception:
+            log.failure("unexpected error handling {method} {path}",
+                        method=request.method, path=request.path)
+            return json_error(request, 500, "internal error; see the Manager's log")
+
+    return wrapper

@@ -1,0 +1,228 @@
+"""Worker records: registration, authentication, sign-on/off and status requests (PROTOCOL §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+import attrs
+import bcrypt
+import jwt
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from flamenco import statuses
+from flamenco.documents import (
+    GENERATION_2_X, Worker, WorkerRegistration, WorkerSignOn,
+)
+from flamenco.errors import BadRequest, Forbidden, NotAuthenticated, UnknownWorker
+from flamenco.ids import is_object_id, new_object_id, normalise_object_id
+from flamenco.task_updates import TaskUpdateService
+
+log = Logger()
+
+#: How long a verified secret is trusted without running bcrypt again.
+CREDENTIAL_CACHE_SECONDS = 300.0
+
+
+def looks_like_2x(user_agent: str) -> bool:
+    """The 2.5 worker sends `Flamenco-Worker/<version>`; 2.0 sends python-requests' default."""
+    return user_agent.startswith("Flamenco-Worker/")
+
+
+class CredentialCache:
+    """Remembers, per worker, a keyed digest of a secret that bcrypt verified recently.
+
+    bcrypt at cost 10 takes tens of milliseconds; a worker authenticates every few seconds.
+    The key is random per process, so the cache is useless outside it.
+    """
+
+    def __init__(self, clock, lifetime: float = CREDENTIAL_CACHE_SECONDS):
+        self.clock = clock
+        self.lifetime = lifetime
+        self._key = os.urandom(32)
+        self._entries: dict[str, tuple[bytes, bytes, float]] = {}
+
+    def _digest(self, secret: bytes) -> bytes:
+        return hmac.new(self._key, secret, hashlib.sha256).digest()
+
+    def knows(self, worker: Worker, secret: bytes) -> bool:
+        entry = self._entries.get(worker.id)
+        if entry is None:
+            return False
+        digest, secret_hash, expires = entry
+        return (
+            expires > self.clock.seconds()
+            and secret_hash == worker.secret_hash
+            and hmac.compare_digest(digest, self._digest(secret))
+        )
+
+    def remember(self, worker: Worker, secret: bytes) -> None:
+        self._entries[worker.id] = (
+            self._digest(secret), worker.secret_hash, self.clock.seconds() + self.lifetime
+        )
+
+    def forget(self, worker_id: str) -> None:
+        self._entries.pop(worker_id, None)
+
+
+class WorkerService:
+    def __init__(self, store, task_updates: TaskUpdateService, clock,
+                 registration_secret: str = "", bcrypt_rounds: int = 10):
+        self.store = store
+        self.task_updates = task_updates
+        self.clock = clock
+        self.registration_secret = registration_secret
+        self.bcrypt_rounds = bcrypt_rounds
+        self.credentials = CredentialCache(clock)
+
+    def now(self):
+        return self.task_updates.updates.now()
+
+    # -- registration and authentication -------------------------------------------------------
+    async def register(self, registration: WorkerRegistration, address: str, user_agent: str,
+                       bearer_token: str | None) -> Worker:
+        self._check_registration_token(bearer_token)
+        secret_hash = await deferToThread(
+            bcrypt.hashpw, registration.secret.encode("utf-8"), bcrypt.gensalt(self.bcrypt_rounds)
+        )
+        generation = registration.generation
+        if looks_like_2x(user_agent):
+            generation = GENERATION_2_X
+        worker = Worker(
+            id=new_object_id(),
+            secret_hash=secret_hash,
+            nickname=registration.nickname,
+            address=address,
+            platform=registration.platform,
+            supported_types=registration.supported_types,
+            generation=generation,
+            software=user_agent if generation == GENERATION_2_X else "",
+        )
+        await self.store.add_worker(worker)
+        log.info("registered worker {worker} ({id}), types {types}",
+                 worker=worker.identifier, id=worker.id, types=list(worker.supported_types))
+        return worker
+
+    def _check_registration_token(self, token: str | None) -> None:
+        """PROTOCOL §3.1 [2.x]: an HMAC-signed JWT when a registration secret is configured."""
+        if not self.registration_secret:
+            return
+        if not token:
+            raise Forbidden("Missing Bearer token for registration")
+        try:
+            jwt.decode(token, self.registration_secret, algorithms=["HS256", "HS384", "HS512"])
+        except jwt.PyJWTError as error:
+            raise Forbidden("Invalid Bearer token for registration", str(error)) from None
+
+    async def authenticate(self, worker_id: str, secret: str) -> Worker:
+        if not is_object_id(worker_id):
+            raise NotAuthenticated("worker ID in the credentials is not an ObjectId")
+        worker = await self.store.get_worker(normalise_object_id(worker_id))
+        if worker is None:
+            raise NotAuthenticated("unknown worker")
+        secret_bytes = secret.encode("utf-8")
+        if self.credentials.knows(worker, secret_bytes):
+            return worker
+        matches = await deferToThread(bcrypt.checkpw, secret_bytes, worker.secret_hash)
+        if not matches:
+            raise NotAuthenticated("wrong secret for this worker")
+        self.credentials.remember(worker, secret_bytes)
+        return worker
+
+    # -- signs of life ---------------------------------------------------------------------------
+    async def seen(self, worker: Worker, address: str, user_agent: str,
+                   wake: bool = False) -> Worker:
+        """Record activity (§0.5); with `wake`, also mark it `awake` (§5.10.2)."""
+        changes: dict = {"last_activity": self.now()}
+        if address and address != worker.address:
+            changes["address"] = address
+        if looks_like_2x(user_agent) and not worker.is_2x:
+            changes["generation"] = GENERATION_2_X
+        if user_agent and (worker.is_2x or looks_like_2x(user_agent)):
+            changes["software"] = user_agent
+        if wake and worker.status not in (statuses.W_AWAKE, statuses.W_TESTING):
+            changes["status"] = statuses.W_AWAKE
+        return await self._update(worker, changes)
+
+    async def _update(self, worker: Worker, changes: dict) -> Worker:
+        if not await self.store.update_worker(worker.id, **changes):
+            raise Forbidden(f"Unable to find worker {worker.id}")
+        return attrs.evolve(worker, **changes)
+
+    # -- sign-on / sign-off ------------------------------------------------------------------------
+    async def sign_on(self, worker: Worker, sign_on: WorkerSignOn, address: str,
+                      user_agent: str) -> Worker:
+        changes: dict = {
+            "current_task": None,
+            "status": statuses.W_STARTING,
+            "generation": GENERATION_2_X,
+            "last_activity": self.now(),
+        }
+        if address and address != worker.address:
+            changes["address"] = address
+        if user_agent:
+            changes["software"] = user_agent
+        if sign_on.nickname and sign_on.nickname != worker.nickname:
+            changes["nickname"] = sign_on.nickname
+        if sign_on.supported_types and sign_on.supported_types != worker.supported_types:
+            changes["supported_types"] = sign_on.supported_types
+        log.info("worker {worker} signed on", worker=worker.identifier)
+        return await self._update(worker, changes)
+
+    async def sign_off(self, worker: Worker) -> None:
+        """Re-queue the worker's active tasks and mark it offline (§3.3)."""
+        for task in await self.store.tasks_of_worker(worker.id, statuses.ACTIVE):
+            await self.task_updates.requeue(task, worker, "worker signed off")
+        changes: dict = {
+            "status": statuses.W_OFFLINE if worker.is_2x else statuses.W_DOWN,
+            "status_requested": "",
+            "lazy_status_request": False,
+            "current_task": None,
+        }
+        if worker.status == statuses.W_ASLEEP and worker.status_requested in ("", statuses.W_SHUTDOWN):
+            # Go back to sleep when it returns (M2.3).
+            changes["status_requested"] = statuses.W_ASLEEP
+        await self._update(worker, changes)
+        log.info("worker {worker} signed off", worker=worker.identifier)
+
+    # -- status requests (2.x) ---------------------------------------------------------------------
+    async def acknowledge_status(self, worker: Worker, status: str) -> None:
+        if status not in statuses.ACKNOWLEDGEABLE_WORKER_STATUSES:
+            raise BadRequest(
+                f"unknown worker status {status!r}; expected one of "
+                f"{', '.join(sorted(statuses.ACKNOWLEDGEABLE_WORKER_STATUSES))}"
+            )
+        if status == statuses.W_SHUTDOWN:
+            return
+        if worker.status_requested and worker.status_requested != status:
+            log.warn("worker {worker} acknowledged {status} but {requested} was requested",
+                     worker=worker.identifier, status=status, requested=worker.status_requested)
+        await self._update(worker, {
+            "status": status, "status_requested": "", "lazy_status_request": False,
+            "generation": GENERATION_2_X,
+        })
+
+    async def request_status(self, worker_id: str, status: str, lazy: bool) -> None:
+        """Operator action: ask a worker to go asleep / awake / shut down."""
+        if status not in statuses.REQUESTABLE_WORKER_STATUSES:
+            raise BadRequest(
+                f"status {status!r} cannot be requested; use one of "
+                f"{', '.join(sorted(statuses.REQUESTABLE_WORKER_STATUSES))}"
+            )
+        worker = await self._existing(worker_id)
+        await self._update(worker, {"status_requested": status, "lazy_status_request": lazy})
+
+    async def acknowledge_timeout(self, worker_id: str) -> None:
+        worker = await self._existing(worker_id)
+        if worker.status == statuses.W_TIMEOUT:
+            await self._update(worker, {"status": statuses.W_OFFLINE})
+
+    async def _existing(self, worker_id: str) -> Worker:
+        worker = None
+        if is_object_id(worker_id):
+            worker = await self.store.get_worker(normalise_object_id(worker_id))
+        if worker is None:
+            raise UnknownWorker(f"no worker with ID {worker_id}")
+        return worker
