@@ -9,6 +9,7 @@ decide what the status codes mean where the protocol leaves it to them.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import json
 from typing import Any
@@ -17,6 +18,7 @@ import attrs
 from twisted.internet import defer
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 
 import treq
@@ -24,6 +26,16 @@ from treq.client import HTTPClient
 
 #: Any response a Server gave us, decoded only as far as bytes.
 JSON_TYPE = "application/json"
+
+
+def _deferred(method):
+    """Public coroutine methods return Deferreds (the Twisted convention of this project)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs) -> defer.Deferred:
+        return defer.ensureDeferred(method(*args, **kwargs))
+
+    return wrapper
 
 
 class UpstreamError(Exception):
@@ -59,12 +71,14 @@ class UpstreamClient:
     log = Logger()
 
     def __init__(self, base_url: str, manager_id: str, manager_secret: str, *,
-                 timeout: float = 30.0, reactor=None, gzip_bodies: bool = True,
+                 timeout: float = 30.0, reactor=None, clock=None, gzip_bodies: bool = True,
                  persistent: bool = True):
         if reactor is None:
             from twisted.internet import reactor as default_reactor
             reactor = default_reactor
         self.reactor = reactor
+        #: What deadlines are measured with (the reactor, or a `task.Clock` in tests).
+        self.clock = clock if clock is not None else reactor
         self.base_url = base_url.rstrip("/")
         self.manager_id = manager_id
         self.timeout = timeout
@@ -89,40 +103,64 @@ class UpstreamClient:
     def request(self, method: str, url: str, *, headers: dict | None = None,
                 data: bytes | None = None, params: dict | None = None,
                 timeout: float | None = None) -> defer.Deferred:
-        """Fires with a `Response`, or fails with `UpstreamError` (network, timeout).
+        """Fires with a `Response`, or fails with `UpstreamError` (network, deadline).
 
-        Cancelling the returned Deferred aborts the request.
+        The deadline covers connecting, the headers and the body (treq's `timeout=` alone
+        covers the headers only). Cancelling the returned Deferred aborts the request.
         """
         timeout = self.timeout if timeout is None else timeout
         all_headers = {"Authorization": [self._auth]}
         for name, value in (headers or {}).items():
             all_headers[name] = [value]
-        d = defer.ensureDeferred(
+        inner = defer.ensureDeferred(
             self._request(method, url, all_headers, data, params, timeout)
         )
-        # treq's timeout covers the headers only; this one also covers reading the body.
-        d.addTimeout(timeout, self.reactor)
-        d.addErrback(self._failed, method, url)
-        return d
+        deadline = self.clock.seconds() + timeout
+        late, cancelled = [], []
+
+        def cancel(_):
+            cancelled.append(True)
+            inner.cancel()
+
+        outer: defer.Deferred = defer.Deferred(cancel)
+
+        def too_late():
+            late.append(True)
+            inner.cancel()
+
+        timer = self.clock.callLater(timeout, too_late)
+
+        def finished(result):
+            if timer.active():
+                timer.cancel()
+            if cancelled or outer.called:  # the caller cancelled: it gets a CancelledError
+                return None
+            if isinstance(result, Failure):
+                # (treq's own timeout may fire first; it is the same deadline)
+                if late or self.clock.seconds() >= deadline or result.check(
+                        ConnectTimeout, defer.TimeoutError):
+                    result = Failure(UpstreamError(f"{method} {url}: no answer in {timeout} s"))
+                elif not result.check(UpstreamError):
+                    detail = result.getErrorMessage() or result.type.__name__
+                    result = Failure(UpstreamError(f"{method} {url}: {detail}"))
+                outer.errback(result)
+            else:
+                outer.callback(result)
+            return None
+
+        inner.addBoth(finished)
+        return outer
 
     async def _request(self, method, url, headers, data, params, timeout) -> Response:
         response = await self._http.request(
             method, url, headers=headers, data=data, params=params,
-            allow_redirects=False, timeout=timeout, reactor=self.reactor,
+            allow_redirects=False, timeout=timeout, reactor=self.clock,
         )
         body = await treq.content(response)
         found = {}
         for name, values in response.headers.getAllRawHeaders():
             found[name.decode("latin-1").lower()] = values[0].decode("latin-1")
         return Response(code=response.code, headers=found, body=body)
-
-    @staticmethod
-    def _failed(failure, method, url):
-        if failure.check(defer.CancelledError):
-            return failure  # cancelled by the caller: let it see that
-        if failure.check(defer.TimeoutError, ConnectTimeout):
-            raise UpstreamError(f"{method} {url}: no answer in time")
-        raise UpstreamError(f"{method} {url}: {failure.getErrorMessage() or failure.type.__name__}")
 
     async def _post_json(self, url: str, body: Any, *, compress: bool = False) -> Response:
         raw = json.dumps(body, separators=(",", ":")).encode("utf-8")
@@ -153,16 +191,19 @@ class UpstreamClient:
         return response
 
     # -- the Server API --------------------------------------------------------------------------
+    @_deferred
     async def startup(self, body: dict) -> None:
         """§6.1; fails with UpstreamError unless the Server accepted it."""
         response = await self._post_json(self._manager_url("startup"), body)
         self._expect(response, "startup notification")
 
+    @_deferred
     async def update_notification(self, body: dict) -> None:
         """§6.2 (task types changed)."""
         response = await self._post_json(self._manager_url("update"), body)
         self._expect(response, "update notification")
 
+    @_deferred
     async def depsgraph(self, since: str | None,
                         task_types: tuple[str, ...] = ()) -> Depsgraph:
         """§6.3. `task_types` is a hint (`?task_types=a,b`) a Server may ignore."""
@@ -195,6 +236,7 @@ class UpstreamClient:
         return self.request("GET", self._url(f"/api/flamenco/tasks/{task_id}"),
                             headers={"If-None-Match": etag}, timeout=timeout)
 
+    @_deferred
     async def push(self, updates: list[dict]) -> dict:
         """§6.5: fires with the TaskUpdateResponse (as a dict with checked types)."""
         response = await self._post_json(

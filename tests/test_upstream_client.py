@@ -1,0 +1,119 @@
+"""The treq adapter against the simulated Server over loopback HTTP."""
+
+import json
+
+from twisted.internet import defer, task
+from twisted.trial import unittest
+
+from flamenco.ids import new_object_id
+from flamenco.testing import client_for_test, serve_for_test
+from flamenco.testing.server import demo_job_tasks
+from flamenco.upstream.client import UpstreamError
+from tests.util import async_test
+
+
+class UpstreamClientTests(unittest.TestCase):
+    def setUp(self):
+        self.server = serve_for_test(self)
+        self.clock = task.Clock()
+        self.client = client_for_test(self, self.server, clock=self.clock, timeout=5)
+
+    @async_test
+    async def test_authenticates_with_the_token_and_an_empty_password(self):
+        await self.client.startup({"manager_url": "http://m/", "variables": {},
+                                   "nr_of_workers": 3, "path_replacement": {}})
+        self.assertEqual(self.server.notifications[0][1]["nr_of_workers"], 3)
+        wrong = client_for_test(self, self.server, manager_secret="nope", clock=self.clock)
+        error = await self.assertFailure(
+            wrong.startup({"manager_url": "", "variables": {}, "nr_of_workers": 0,
+                           "path_replacement": {}}), UpstreamError)
+        self.assertEqual(error.code, 401)
+
+    @async_test
+    async def test_depsgraph(self):
+        result = await self.client.depsgraph(None)
+        self.assertEqual((result.code, result.tasks), (204, []))
+        _, ids = self.server.create_job(demo_job_tasks())
+        result = await self.client.depsgraph(None, ("sleep",))
+        self.assertEqual([t["_id"] for t in result.tasks], ids)
+        self.assertTrue(result.last_updated)
+        self.assertEqual(result.honoured_types, ("sleep",))
+        again = await self.client.depsgraph(result.last_updated)
+        self.assertEqual(again.code, 304)
+        route, details = self.server.requests[-1]
+        self.assertEqual((route, details["since"]), ("depsgraph", result.last_updated))
+
+    @async_test
+    async def test_failure_status_is_an_error(self):
+        self.server.down_status = 503
+        error = await self.assertFailure(self.client.depsgraph(None), UpstreamError)
+        self.assertEqual(error.code, 503)
+        error = await self.assertFailure(self.client.push([]), UpstreamError)
+        self.assertEqual(error.code, 503)
+
+    @async_test
+    async def test_unreachable_is_an_error(self):
+        await self.server.stop()
+        await self.assertFailure(self.client.depsgraph(None), UpstreamError)
+
+    @async_test
+    async def test_every_request_has_a_deadline(self):
+        self.server.hang.add("depsgraph")
+        d = self.client.depsgraph(None)
+        self.assertNoResult(d)
+        self.clock.advance(5)
+        error = await self.assertFailure(d, UpstreamError)
+        self.assertIn("no answer in 5 s", str(error))
+
+    @async_test
+    async def test_push_is_gzipped_and_falls_back_after_415(self):
+        _, (task_id,) = self.server.create_job([{}])
+        update = {"_id": new_object_id(), "task_id": task_id, "log": "x" * 1000,
+                  "received_on_manager": "2018-01-10T09:16:40.512Z"}
+        answer = await self.client.push([update])
+        self.assertEqual(answer["handled_update_ids"], [update["_id"]])
+        self.assertTrue(self.server.pushed_batches[-1]["gzip"])
+        self.assertLess(self.server.pushed_batches[-1]["bytes"], 200)
+        self.server.accept_gzip = False
+        answer = await self.client.push([update])
+        self.assertEqual(answer["handled_update_ids"], [update["_id"]])
+        self.assertFalse(self.client.gzip_bodies)
+        await self.client.push([])
+        self.assertEqual([b["gzip"] for b in self.server.pushed_batches], [True, False, False])
+
+    @async_test
+    async def test_push_falls_back_when_a_server_cannot_parse_gzip_at_all(self):
+        # A Server without gzip support fails to decode the body as JSON: 400.
+        original = self.server._body
+
+        def no_gzip_support(request):
+            raw = request.content.read()
+            request.content.seek(0)
+            try:
+                json.loads(raw)
+            except ValueError:
+                from flamenco.testing.server import _BadBody
+                raise _BadBody(400, "The browser (or proxy) sent a request that this server "
+                                    "could not understand.") from None
+            return original(request)
+
+        self.server._body = no_gzip_support
+        answer = await self.client.push([])
+        self.assertEqual(answer["handled_update_ids"], [])
+        self.assertFalse(self.client.gzip_bodies)
+
+    @async_test
+    async def test_fetch_task(self):
+        _, (task_id,) = self.server.create_job([{}])
+        response = await self.client.fetch_task(task_id, "")
+        self.assertEqual(response.code, 200)
+        etag = response.json()["_etag"]
+        response = await self.client.fetch_task(task_id, etag)
+        self.assertEqual(response.code, 304)
+
+    @async_test
+    async def test_cancelling_aborts_the_request(self):
+        self.server.hang.add("refetch")
+        d = self.client.fetch_task(new_object_id(), "")
+        d.cancel()
+        await self.assertFailure(d, defer.CancelledError)
