@@ -23,10 +23,11 @@ LOCAL_TASK_FIELDS = frozenset({"worker_id", "last_worker_ping", "last_updated"})
 class InvalidDocument(ValueError):
     """A received document does not have the shape the protocol requires."""
 
-    def __init__(self, message: str, detail: Any = None):
+    def __init__(self, message: str, detail: Any = None, status: int = 400):
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.status = status
 
 
 # -- small validators --------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class WorkerSignOn:
 def parse_output_produced(doc: dict) -> list[str]:
     paths = _string_list(doc, "paths")
     if not paths:
-        raise InvalidDocument("List of paths may not be empty.", {"field": "paths"})
+        raise InvalidDocument("List of paths may not be empty.", {"field": "paths"}, status=422)
     return paths
 
 
@@ -347,7 +348,9 @@ class WorkerTaskUpdate:
                 f"({', '.join(sorted(statuses.WORKER_REPORTABLE))})",
                 {"field": "task_status"},
             )
-        metrics = doc.get("metrics") or {}
+        metrics = doc.get("metrics")
+        if metrics is None:
+            metrics = {}
         if not isinstance(metrics, dict):
             raise InvalidDocument("field 'metrics' must be an object", {"field": "metrics"})
         return cls(

@@ -85,7 +85,7 @@ def endpoint(handler=None, *, when_store_unavailable=None):
             return json_error(request, STATUS_FOR_ERROR.get(type(error), 400), error.message,
                               error.detail)
         except InvalidDocument as error:
-            return json_error(request, 400, error.message, error.detail)
+            return json_error(request, error.status, error.message, error.detail)
         except BodyTooLarge as error:
             return json_error(request, 413, "request body too large",
                               {"size": error.args[0], "limit": self.max_body})

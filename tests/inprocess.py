@@ -1,0 +1,79 @@
+"""A Manager served in-process on a loopback port, and a JSON HTTP client for it."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import attrs
+import treq
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.server import Site
+
+from flamenco.config import Config
+from flamenco.manager import build_manager
+from flamenco.store.sqlite import SQLiteStore
+from tests.factories import T0
+
+
+@attrs.define
+class Response:
+    code: int
+    headers: object
+    body: bytes
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+
+def basic_auth(username: str, password: str) -> bytes:
+    return b"Basic " + base64.b64encode(f"{username}:{password}".encode())
+
+
+class InProcessManager:
+    """Real SQLite file, real HTTP on 127.0.0.1; time comes from a `Clock` set to T0."""
+
+    def __init__(self, testcase, **config):
+        self.testcase = testcase
+        self.config = Config(**config)
+        self.clock = Clock()
+        self.clock.advance(T0.timestamp())
+        self.store = SQLiteStore(testcase.mktemp() + ".sqlite")
+        self.manager = None
+        self.url = None
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.http = treq.client.HTTPClient(Agent(reactor, pool=pool))
+
+    async def start(self) -> InProcessManager:
+        await self.store.open()
+        self.testcase.addCleanup(self.store.close)
+        self.manager = build_manager(self.config, self.store, self.clock, bcrypt_rounds=4)
+        port = reactor.listenTCP(0, Site(self.manager.resource), interface="127.0.0.1")
+        self.testcase.addCleanup(port.stopListening)
+        self.url = f"http://127.0.0.1:{port.getHost().port}"
+        return self
+
+    async def request(self, method: str, path: str, *, json_body=None, body: bytes | None = None,
+                      auth: tuple[str, str] | None = None, headers=None) -> Response:
+        all_headers = dict(headers or {})
+        if auth is not None:
+            all_headers[b"Authorization"] = basic_auth(*auth)
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            all_headers[b"Content-Type"] = b"application/json"
+        response = await self.http.request(method, self.url + path, data=body, headers=all_headers)
+        content = await response.content()
+        return Response(response.code, response.headers, content)
+
+    async def register(self, *, generation="2.0", types=("sleep",), nickname="render-01",
+                       platform="linux", secret="s3cret") -> tuple[str, str]:
+        key = "supported_task_types" if generation == "2.x" else "supported_job_types"
+        headers = {b"User-Agent": b"Flamenco-Worker/2.5"} if generation == "2.x" else {}
+        response = await self.request("POST", "/register-worker", json_body={
+            "secret": secret, "platform": platform, key: list(types), "nickname": nickname,
+        }, headers=headers)
+        assert response.code == 200, response.body
+        return response.json["_id"], secret
