@@ -1,0 +1,24 @@
+"""The Store contract on MongoStore (a real MongoDB-wire server), plus what only it has."""
+
+from twisted.trial.unittest import TestCase
+
+from flamenco.store.mongo import INDEXES, MongoStore, parse_url
+from tests.mongo_fixture import fresh_store
+from tests.store_contract import StoreContract
+from tests.util import async_test
+
+
+class MongoStoreContractTests(StoreContract, TestCase):
+    async def make_store(self):
+        return await fresh_store(self)
+
+
+class MongoURLTests(TestCase):
+    def test_database_name_comes_from_the_path(self):
+        self.assertEqual(parse_url("mongodb://db.example:27018/flamenco")[1], "flamenco")
+        self.assertEqual(MongoStore("mongodb://db/flamenco").description,
+                         "mongodb://db:27017/flamenco")
+
+    def test_url_without_database_is_refused(self):
+        for url in ("mongodb://db/", "mongodb://db", "postgres://db/flamenco"):
+            self.assertRaises(ValueError, parse_url, url)
