@@ -1,0 +1,87 @@
+"""Configuration: defaults, both duration spellings, and one clear line per mistake."""
+
+from twisted.trial.unittest import TestCase
+
+from flamenco.config import ConfigError, ListenAddress, load_config, parse_config
+
+SERVER = {"flamenco": "https://cloud.example/", "manager_id": "5A1F0C3E9F1B2C0D4E5F6A70",
+          "manager_secret": "token"}
+
+
+class ConfigTests(TestCase):
+    def test_defaults_are_the_protocols(self):
+        config, warnings = parse_config({})
+        self.assertEqual(warnings, [])
+        self.assertEqual(
+            (config.download_task_sleep_seconds, config.download_task_recheck_throttle_seconds,
+             config.task_update_push_max_interval_seconds, config.task_update_push_max_count,
+             config.cancel_task_fetch_max_interval_seconds,
+             config.active_task_timeout_interval_seconds, config.task_timeout_grace_seconds,
+             config.task_timeout_check_interval_seconds),
+            (300, 10, 30, 10, 10, 60, 300, 5),
+        )
+        self.assertEqual(config.store_location, ("sqlite", "flamenco-manager.sqlite"))
+        self.assertFalse(config.has_upstream)
+
+    def test_listen_forms(self):
+        self.assertEqual(ListenAddress.parse("[::0]:8083"), ListenAddress("::0", 8083))
+        self.assertEqual(ListenAddress.parse(":8083"), ListenAddress("::", 8083))
+        self.assertEqual(ListenAddress.parse("10.0.0.5:80"), ListenAddress("10.0.0.5", 80))
+        self.assertEqual(ListenAddress.parse("[::1]:8083").interface, r"\:\:1")
+
+    def test_2x_duration_spellings_are_accepted(self):
+        config, _ = parse_config({"download_task_sleep": "5m", "active_task_timeout_interval": "1h30m",
+                                  "task_update_push_max_interval_seconds": "30s"})
+        self.assertEqual(config.download_task_sleep_seconds, 300)
+        self.assertEqual(config.active_task_timeout_interval_seconds, 5400)
+        self.assertEqual(config.task_update_push_max_interval_seconds, 30)
+
+    def test_server_settings_are_normalised(self):
+        config, _ = parse_config(dict(SERVER, own_url="http://10.0.0.5:8083/",
+                                      tlskey="k.pem", tlscert="c.pem"))
+        self.assertEqual(config.manager_id, "5a1f0c3e9f1b2c0d4e5f6a70")
+        self.assertEqual(config.manager_url, "https://10.0.0.5:8083/")
+        self.assertTrue(config.has_upstream)
+
+    def test_unknown_keys_are_warnings(self):
+        _, warnings = parse_config({"ssdp_discovery": True})
+        self.assertEqual(warnings, ["unknown configuration key 'ssdp_discovery' ignored"])
+
+    def test_every_mistake_is_one_line_naming_the_key(self):
+        cases = [
+            ({"task_update_push_max_count": 0}, "task_update_push_max_count"),
+            ({"download_task_sleep_seconds": -5}, "download_task_sleep_seconds"),
+            ({"active_task_timeout_interval_seconds": "soon"}, "active_task_timeout_interval_seconds"),
+            ({"task_update_push_max_count": 2.5}, "task_update_push_max_count"),
+            ({"listen": "8083"}, "listen"),
+            ({"listen": ":99999"}, "listen"),
+            ({"flamenco": "ftp://x/"}, "flamenco"),
+            ({"flamenco": "https://x/", "manager_secret": "t", "manager_id": "nope"}, "manager_id"),
+            ({"flamenco": "https://x/", "manager_id": SERVER["manager_id"]}, "manager_secret"),
+            ({"database_url": "postgres://x/y"}, "database_url"),
+            ({"tlskey": "k.pem"}, "tlskey"),
+            ({"variables": {"blender": {"amiga": "x"}}}, "variables.blender"),
+            ({"variables": ["blender"]}, "variables"),
+            ({"own_url": 5}, "own_url"),
+        ]
+        for raw, key in cases:
+            with self.assertRaises(ConfigError, msg=raw) as caught:
+                parse_config(raw)
+            message = str(caught.exception)
+            self.assertIn(key, message)
+            self.assertNotIn("\n", message)
+
+    def test_file_errors(self):
+        with self.assertRaises(ConfigError) as caught:
+            load_config(self.mktemp())
+        self.assertIn("cannot read configuration file", str(caught.exception))
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("listen: [unclosed\n")
+        with self.assertRaises(ConfigError) as caught:
+            load_config(path)
+        self.assertIn("not valid YAML", str(caught.exception))
+        with open(path, "w") as f:
+            f.write("- a\n- b\n")
+        with self.assertRaises(ConfigError):
+            load_config(path)
