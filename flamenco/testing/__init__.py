@@ -25,3 +25,13 @@ def client_for_test(testcase, server, **kwargs):
     client = UpstreamClient(server.url, manager_id, secret, **kwargs)
     testcase.addCleanup(client.close)
     return client
+
+
+async def sqlite_store_for_test(testcase):
+    """A real SQLiteStore on a fresh file, closed at cleanup."""
+    from flamenco.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(testcase.mktemp() + ".sqlite")
+    await store.open()
+    testcase.addCleanup(store.close)
+    return store

@@ -117,7 +117,8 @@ class SimulatedServer:
 
     def __init__(self, *, manager_id: str = DEFAULT_MANAGER_ID,
                  manager_secret: str = DEFAULT_MANAGER_SECRET, generation: str = "2021",
-                 clock=None, accept_gzip: bool = True, max_tasks_per_download: int = 0):
+                 clock=None, accept_gzip: bool = True, max_tasks_per_download: int = 0,
+                 honour_type_hint: bool = True):
         if clock is None:
             from twisted.internet import reactor as clock
         assert generation in ("2017", "2021")
@@ -131,6 +132,8 @@ class SimulatedServer:
         self.notifications: list[tuple[str, dict]] = []  # ("startup"|"update", body)
         self.accept_gzip = accept_gzip
         self.max_tasks_per_download = max_tasks_per_download
+        #: False: behave like the real Server, which ignores `?task_types=`.
+        self.honour_type_hint = honour_type_hint
         # -- failure injection and observation --
         self.down_status: int | None = None  # answer every API request with this status
         self.hang: set[str] = set()  # route names ("refetch", "push", ...) or task IDs
@@ -162,15 +165,12 @@ class SimulatedServer:
         return f"http://{address.host}:{address.port}/"
 
     async def stop(self) -> None:
-        """Stop listening, release hanging requests and close every connection."""
-        for d in self._hanging:
-            if not d.called:
-                d.cancel()
-        self._hanging.clear()
+        """Stop listening and close every connection (which also ends hanging requests)."""
         if self._port is not None:
             await self._port.stopListening()
             await self._factory.close_all()
             self._port = None
+        self._hanging.clear()
 
     # -- Server-side operations (what users do on the Server) ------------------------------------
     def _stamp(self) -> datetime:
@@ -369,6 +369,8 @@ class SimulatedServer:
         gated = self._gate(request, "depsgraph", manager_id, since=since_header, hint=hint)
         if gated is not None:
             return gated
+        if not self.honour_type_hint:
+            hint = []
         since = None
         if since_header:
             try:
