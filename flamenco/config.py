@@ -32,6 +32,11 @@ def _positive(instance, attribute, value):
         raise ConfigError(f"{attribute.name}: must be more than zero, not {value}")
 
 
+def _boolean(instance, attribute, value):
+    if not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name}: expected true or false, not {value!r}")
+
+
 @attrs.frozen
 class ListenAddress:
     host: str
@@ -73,6 +78,13 @@ class Config:
     task_timeout_grace_seconds: float = attrs.field(default=300, validator=_non_negative)
     refetch_timeout_seconds: float = attrs.field(default=1.0, validator=_positive)
     upstream_timeout_seconds: float = attrs.field(default=30, validator=_positive)
+    #: Cap of the exponential back-off between failed pushes (1 s, 2 s, 4 s, ... this).
+    task_update_push_backoff_max_seconds: float = attrs.field(default=60, validator=_positive)
+    #: How long the push / depsgraph-download lease lasts when several Managers share a
+    #: database; the holder renews it on every round.
+    upstream_lease_seconds: float = attrs.field(default=30, validator=_positive)
+    #: gzip task-update pushes (falls back to plain JSON by itself if the Server refuses).
+    upstream_gzip: bool = attrs.field(default=True, validator=_boolean)
     max_request_body_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
     worker_registration_secret: str = ""
     variables: dict = attrs.field(factory=dict)

@@ -1,0 +1,175 @@
+"""The task-update pusher (PROTOCOL §6.5): the outgoing queue to the Server, in batches.
+
+Every `inspect_interval` (1 s) the queue is inspected. With N queued updates, t_u seconds since
+the last successful push that carried updates and t seconds since the last successful push of
+any kind (both infinite at start):
+- N ≥ max_count, or N > 0 and t_u ≥ max_interval: push the oldest ≤ max_count updates, and keep
+  pushing while full batches remain (a backlog drains at the Server's pace, not one batch/s);
+- otherwise t ≥ cancel_interval: an empty push, to learn about cancel requests. (Two clocks,
+  so that the cancel poll does not postpone a partial batch forever when max_interval is the
+  longer of the two, as in the 2017 defaults 30 s / 10 s.)
+- `push_soon()` forces a push at the next inspection.
+Exactly the acknowledged updates (`handled_update_ids`) are removed; cancel requests go to
+`CancelRequests`. Acknowledging and cancel handling are independent: one failing does not skip
+the other. A failed push removes nothing and backs off exponentially (1 s, 2 s, 4 s … capped at
+`backoff_max`); the first success resets it. Only the holder of the store lease pushes, so
+several Managers sharing a database do not push the same queue.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from flamenco.cancellation import CancelRequests
+from flamenco.timefmt import utc_now
+from flamenco.upstream.client import UpstreamClient, UpstreamError
+
+LEASE_NAME = "task-update-push"
+
+
+class UpdatePusher(Service):
+    log = Logger()
+
+    def __init__(self, client: UpstreamClient, store, cancels: CancelRequests,
+                 clock: IReactorTime, *, max_count: int, max_interval: float,
+                 cancel_interval: float, backoff_max: float, lease_holder: str,
+                 lease_seconds: float, inspect_interval: float = 1.0):
+        self.client = client
+        self.store = store
+        self.cancels = cancels
+        self.clock = clock
+        self.max_count = max_count
+        self.max_interval = max_interval
+        self.cancel_interval = cancel_interval
+        self.backoff_max = backoff_max
+        self.inspect_interval = inspect_interval
+        self.lease_holder = lease_holder
+        self.lease = timedelta(seconds=lease_seconds)
+        self.last_success: float | None = None  # any successful push (the cancel poll)
+        self.last_update_push: float | None = None  # a successful push that carried updates
+        self.failures = 0
+        self.retry_at = float("-inf")
+        self.pushed = 0  # updates acknowledged since start (status report, bench)
+        self._forced = False
+        self._stopping = False
+        self._busy: defer.Deferred | None = None
+        self._loop: task.LoopingCall | None = None
+
+    # -- service ---------------------------------------------------------------------------------
+    def startService(self):
+        super().startService()
+        self._stopping = False
+        self._loop = task.LoopingCall(self.inspect)
+        self._loop.clock = self.clock
+        self._loop.start(self.inspect_interval, now=True).addErrback(
+            lambda f: self.log.failure("update pusher loop stopped", f))
+
+    def stopService(self):
+        super().stopService()
+        self._stopping = True
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        # A push in flight is let finish: what it does not acknowledge stays queued.
+        return self._busy
+
+    def push_soon(self) -> None:
+        """Push at the next inspection regardless of the batching rules (§6.5.1, forced)."""
+        self._forced = True
+        self.retry_at = float("-inf")
+
+    def when_idle(self) -> defer.Deferred:
+        """Fires when no push round is running (tests, bench)."""
+        if self._busy is None:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._busy.addBoth(lambda result: (d.callback(None), result)[1])
+        return d
+
+    # -- one inspection --------------------------------------------------------------------------
+    def inspect(self) -> defer.Deferred:
+        if self._busy is not None:
+            return defer.succeed(None)
+        busy = defer.ensureDeferred(self._inspect())
+        busy.addErrback(lambda f: self.log.failure("update push round failed", f))
+        if busy.called:
+            return busy
+        self._busy = busy
+
+        def idle(result):
+            self._busy = None
+            return result
+
+        busy.addBoth(idle)
+        return busy
+
+    def _since(self, moment: float | None) -> float:
+        return float("inf") if moment is None else self.clock.seconds() - moment
+
+    async def _inspect(self) -> None:
+        if self.clock.seconds() < self.retry_at:
+            return
+        queued = await self.store.count_queued_updates()
+        forced, self._forced = self._forced, False
+        regular = queued > 0 and (forced or queued >= self.max_count
+                                  or self._since(self.last_update_push) >= self.max_interval)
+        if not (regular or forced or self._since(self.last_success) >= self.cancel_interval):
+            return
+        while True:
+            now = utc_now(self.clock)
+            if not await self.store.try_lease(LEASE_NAME, self.lease_holder, now, self.lease):
+                self.log.debug("another Manager holds the push lease; not pushing")
+                return
+            batch = await self.store.queued_updates(self.max_count) if regular else []
+            if not await self.push_batch(batch) or self._stopping:
+                return
+            # A full batch went through: drain a backlog without waiting for the next tick.
+            if await self.store.count_queued_updates() < self.max_count:
+                return
+
+    async def push_batch(self, batch) -> bool:
+        """Push one batch; True if it succeeded with a full batch."""
+        sent_ids = [update.id for update in batch]
+        try:
+            answer = await self.client.push([update.to_upstream() for update in batch])
+        except UpstreamError as error:
+            self._failed(error)
+            return False
+        self.last_success = self.clock.seconds()
+        if batch:
+            self.last_update_push = self.last_success
+        if self.failures:
+            self.log.info("pushing to the Server works again after {n} failures",
+                          n=self.failures)
+        self.failures = 0
+        self.retry_at = float("-inf")
+        sent = set(sent_ids)
+        handled = [i for i in answer["handled_update_ids"] if i in sent]
+        if len(handled) != len(answer["handled_update_ids"]):
+            self.log.warn("the Server acknowledged updates that were not sent; ignored")
+        try:
+            removed = await self.store.ack_updates(handled)
+            self.pushed += removed
+        except Exception:  # noqa: BLE001 - cancel handling must still happen
+            self.log.failure("removing {n} acknowledged updates failed", n=len(handled))
+        if len(handled) < len(sent_ids):
+            self.log.warn("the Server handled {handled} of {sent} pushed updates; the others "
+                          "stay queued", handled=len(handled), sent=len(sent_ids))
+        self.cancels.acknowledged(handled)
+        if answer["cancel_task_ids"]:
+            await self.cancels.handle(answer["cancel_task_ids"])
+        if batch:
+            self.log.debug("pushed {sent} updates, {handled} acknowledged",
+                           sent=len(sent_ids), handled=len(handled))
+        return len(batch) >= self.max_count and len(handled) == len(sent_ids)
+
+    def _failed(self, error: UpstreamError) -> None:
+        self.failures += 1
+        delay = min(self.backoff_max, self.inspect_interval * 2 ** (self.failures - 1))
+        self.retry_at = self.clock.seconds() + delay
+        self.log.warn("pushing task updates failed ({n} in a row), next try in {delay:.0f} s: "
+                      "{error}", n=self.failures, delay=delay, error=str(error))

@@ -1,0 +1,165 @@
+"""The update pusher (PROTOCOL §6.5): decisions on a Clock, pushes real over loopback HTTP."""
+
+from datetime import timedelta
+
+from twisted.internet import task
+from twisted.trial import unittest
+
+from flamenco import statuses
+from flamenco.cancellation import CancelRequests
+from flamenco.ids import new_object_id
+from flamenco.testing import client_for_test, serve_for_test, sqlite_store_for_test
+from flamenco.timefmt import utc_now
+from flamenco.updates import UpdateQueue
+from flamenco.upstream.pusher import LEASE_NAME, UpdatePusher
+from tests.util import async_test
+
+
+class PusherTests(unittest.TestCase):
+    async def make(self, *, generation="2021", max_count=3, start=True, backoff_max=8.0):
+        self.server = serve_for_test(self, generation=generation)
+        self.clock = task.Clock()
+        self.clock.advance(1515575700)
+        self.store = await sqlite_store_for_test(self)
+        self.updates = UpdateQueue(self.store, self.clock)
+        self.client = client_for_test(self, self.server, clock=self.clock, timeout=5)
+        self.pusher = UpdatePusher(
+            self.client, self.store, CancelRequests(self.store, self.updates), self.clock,
+            max_count=max_count, max_interval=30, cancel_interval=10, backoff_max=backoff_max,
+            lease_holder="manager-a", lease_seconds=30,
+        )
+        _, self.ids = self.server.create_job([{"name": f"t{i}"} for i in range(4)],
+                                             status="claimed-by-manager")
+        await self.store.store_server_tasks(
+            [self.server.tasks[t].public() for t in self.ids], utc_now(self.clock))
+        if start:
+            self.pusher.startService()
+            self.addCleanup(self.pusher.stopService)
+            await self.pusher.when_idle()
+
+    async def tick(self, seconds=1):
+        for _ in range(int(seconds)):
+            self.clock.advance(1)
+            await self.pusher.when_idle()
+
+    async def queue(self, count, task_id=None, **fields):
+        for i in range(count):
+            await self.updates.queue(task_id or self.ids[0], activity=f"step {i}",
+                                     log=f"line {i}", **fields)
+
+    def batches(self):
+        return [batch["count"] for batch in self.server.pushed_batches]
+
+    @async_test
+    async def test_empty_push_at_start_and_every_cancel_interval(self):
+        await self.make()
+        self.assertEqual(self.batches(), [0])
+        await self.tick(9)
+        self.assertEqual(self.batches(), [0])
+        await self.tick(1)
+        self.assertEqual(self.batches(), [0, 0])
+
+    @async_test
+    async def test_batch_full_or_interval_passed(self):
+        await self.make()
+        await self.queue(2)
+        await self.tick(1)
+        self.assertEqual(self.batches(), [0, 2], "nothing was ever pushed: push at once")
+        await self.queue(2)
+        await self.tick(9)
+        self.assertEqual(self.batches(), [0, 2])
+        await self.tick(1)
+        self.assertEqual(self.batches(), [0, 2, 0], "the cancel poll is an empty push")
+        await self.queue(1)
+        await self.tick(1)
+        self.assertEqual(self.batches(), [0, 2, 0, 3], "a full batch goes at the next inspection")
+        await self.queue(1)
+        await self.tick(29)
+        self.assertEqual(self.batches(), [0, 2, 0, 3, 0, 0], "cancel polls; the update waits")
+        await self.tick(1)
+        self.assertEqual(self.batches(), [0, 2, 0, 3, 0, 0, 1], "max_interval after the last")
+        self.assertEqual(await self.store.count_queued_updates(), 0)
+
+    @async_test
+    async def test_a_backlog_drains_without_waiting_for_ticks(self):
+        await self.make()
+        await self.queue(10)
+        await self.tick(1)
+        self.assertEqual(self.batches(), [0, 3, 3, 3])
+        self.assertEqual(await self.store.count_queued_updates(), 1)
+        self.assertEqual(len(self.server.task_logs), 9)
+
+    @async_test
+    async def test_updates_arrive_in_order_with_their_logs(self):
+        await self.make(max_count=500)
+        await self.queue(5, task_status="active")
+        await self.pusher.push_batch(await self.store.queued_updates(500))
+        self.assertEqual(self.server.logs_of(self.ids[0]), [f"line {i}" for i in range(5)])
+        self.assertEqual(self.server.tasks[self.ids[0]].doc["activity"], "step 4")
+
+    @async_test
+    async def test_only_acknowledged_updates_are_removed(self):
+        await self.make(generation="2017")
+        unknown = new_object_id()  # a 2017 Server does not acknowledge these
+        await self.queue(1, task_id=unknown)
+        await self.queue(2)
+        self.pusher.push_soon()
+        await self.tick(1)
+        left = await self.store.queued_updates(10)
+        self.assertEqual([u.task_id for u in left], [unknown])
+
+    @async_test
+    async def test_cancel_requests_reach_the_local_tasks(self):
+        await self.make()
+        active, claimed = self.ids[0], self.ids[1]
+        await self.store.set_task_status(active, statuses.ACTIVE)
+        job = self.server.tasks[active].doc["job"]
+        self.server.cancel_job(job)
+        await self.tick(10)
+        self.assertEqual((await self.store.get_task(active)).status, statuses.CANCEL_REQUESTED)
+        self.assertEqual((await self.store.get_task(claimed)).status, statuses.CANCELED)
+        await self.tick(30)  # the queued `canceled` updates go out after max_interval
+        self.assertEqual(self.server.task_status(claimed), statuses.CANCELED)
+        self.assertEqual(self.server.task_status(active), statuses.CANCEL_REQUESTED)
+        # The worker reports `canceled`, which reaches the Server; the listing stops.
+        await self.updates.queue(active, task_status=statuses.CANCELED)
+        await self.tick(30)
+        self.assertEqual(self.server.task_status(active), statuses.CANCELED)
+        self.assertEqual(self.server.jobs[job].status, "canceled")
+
+    @async_test
+    async def test_exponential_back_off_with_a_cap_then_recovery(self):
+        await self.make(backoff_max=8)
+        await self.queue(3)
+        self.server.down_status = 503
+        attempts = []
+        for second in range(1, 40):
+            before = len(self.server.requests)
+            await self.tick(1)
+            if len(self.server.requests) > before:
+                attempts.append(second)
+        self.assertEqual(attempts, [1, 2, 4, 8, 16, 24, 32])
+        self.assertEqual(await self.store.count_queued_updates(), 3, "nothing lost")
+        self.server.down_status = None
+        await self.tick(8)
+        self.assertEqual(await self.store.count_queued_updates(), 0)
+        self.assertEqual(self.pusher.failures, 0)
+
+    @async_test
+    async def test_pushes_are_gzipped(self):
+        await self.make()
+        await self.queue(3)
+        await self.tick(1)
+        self.assertEqual([b["gzip"] for b in self.server.pushed_batches], [True, True])
+
+    @async_test
+    async def test_only_the_lease_holder_pushes(self):
+        await self.make(start=False)
+        await self.store.try_lease(LEASE_NAME, "manager-b", utc_now(self.clock),
+                                   timedelta(seconds=30))
+        await self.queue(3)
+        await self.pusher.inspect()
+        self.assertEqual(self.batches(), [])
+        self.clock.advance(31)
+        await self.pusher.inspect()
+        self.assertEqual(self.batches(), [3])
