@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from twisted.application.internet import StreamServerEndpointService
@@ -67,14 +68,20 @@ class MaintenanceService(Service):
 
     def startService(self):
         super().startService()
+        self.reactor.callWhenRunning(self._run_then_stop)
+
+    def _run_then_stop(self):
         defer.ensureDeferred(self._run()).addBoth(lambda _: self.reactor.stop())
 
     async def _run(self):
+        # twistd redirects sys.stdout/stderr into the log; the result goes to the terminal.
         try:
             await self.store.open()
-            print(await self.job(self.store), flush=True)
+            print(await self.job(self.store), file=sys.__stdout__, flush=True)
         except Exception as error:
-            print(f"flamenco-manager: {error}", file=sys.stderr, flush=True)
+            print(f"flamenco-manager: {error}", file=sys.__stderr__, flush=True)
+            # twistd itself always exits with 0; a failed job must not look like success.
+            self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         finally:
             await self.store.close()
 
