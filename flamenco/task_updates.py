@@ -70,7 +70,8 @@ class TaskUpdateService:
             return False, f"task {task_id} reassigned to another worker"
         if task.status not in statuses.RUNNABLE:
             return False, f"task {task_id} in non-runnable status {task.status}"
-        if (worker.status_requested and not worker.lazy_status_request
+        # A 2.0 worker cannot act on a status request; stopping its task would cancel it.
+        if (worker.is_2x and worker.status_requested and not worker.lazy_status_request
                 and worker.status_requested not in (statuses.W_AWAKE, statuses.W_TESTING)):
             return False, f"worker status change to {worker.status_requested} requested"
         await self.store.ping_task(task_id, worker.id, self.updates.now())

@@ -325,7 +325,7 @@ class MayIRunTests(TestCase):
             "reason": "worker status change to asleep requested"})
         old_farm, old_auth, old_task = await self.assigned(generation="2.0")
         await old_farm.m.request(
-            "POST", f"/worker-action/{old_auth[0]}?action=set-status&status=asleep&lazy=true")
+            "POST", f"/worker-action/{old_auth[0]}?action=set-status&status=asleep")
         response = await old_farm.may_i_run(old_auth, old_task)
         self.assertEqual(response.json, {"may_keep_running": True})
 
