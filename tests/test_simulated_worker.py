@@ -163,6 +163,22 @@ class RunTaskTests(unittest.TestCase):
         self.assertEqual(worker.status, "asleep")
 
 
+    @async_test
+    async def test_stop_aborts_without_a_status_and_sign_off_requeues(self):
+        async def work(worker, task_id, index, command):
+            worker.stop()
+
+        worker, doc = await self._assigned(GENERATION_2_X, work=work)
+        outcome = await worker.run_task(doc)
+        self.assertEqual((outcome.result, outcome.reason), ("stopped", "worker shutting down"))
+        self.assertEqual([u.activity for u in await self._worker_updates(worker)],
+                         ["", "starting echo"])
+        self.assertEqual((await self.fixture.store.get_task(doc["_id"])).status, "active")
+        self.assertEqual(await worker.sign_off(), 204)
+        self.assertEqual((await self.fixture.store.get_task(doc["_id"])).status,
+                         "claimed-by-manager")
+
+
 class StatusRequestTests(unittest.TestCase):
     @async_test
     async def test_423_status_change_and_ack(self):

@@ -28,10 +28,10 @@ from typing import Awaitable, Callable
 from urllib.parse import urljoin
 
 import attrs
+from treq.client import HTTPClient
 from twisted.internet import defer, task
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool
-from treq.client import HTTPClient
+from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
 log = Logger()
 
@@ -64,6 +64,12 @@ class ProtocolError(Exception):
         super().__init__(f"{method} {path} answered {code}: {body[:200]!r}")
         self.code = code
         self.body = body
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """No "Starting factory" log line for every connection."""
+
+    noisy = False
 
 
 class RequestTimeout(defer.TimeoutError):
@@ -125,7 +131,10 @@ class SimulatedWorker:
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self._own_pool = pool is None
-        self.pool = pool if pool is not None else HTTPConnectionPool(reactor, persistent=True)
+        if pool is None:
+            pool = HTTPConnectionPool(reactor, persistent=True)
+            pool._factory = _QuietClientFactory
+        self.pool = pool
         self.http = HTTPClient(Agent(reactor, pool=self.pool))
         self.timeout = timeout
         self.work_seconds = work_seconds
@@ -303,8 +312,6 @@ class SimulatedWorker:
                 "completed", activity="Task completed",
                 current_command_idx=max(len(commands) - 1, 0), task_progress_percentage=0,
                 command_progress_percentage=100))
-            log.info("worker {nickname} completed task {task}", nickname=self.nickname,
-                     task=task_id)
             return TaskOutcome(task_id, "completed")
         finally:
             self.current_task = None
@@ -326,13 +333,18 @@ class SimulatedWorker:
         """Run one command: the `work` hook, or wait `work_seconds` polling may-i-run."""
         if self.work is not None:
             await self.work(self, task_id, index, command)
-            return None
+            return ("worker shutting down", "") if self._stopping else None
         remaining = self.work_seconds
+        until_poll = self.may_i_run_interval
         while remaining > 0:
-            step = min(remaining, self.may_i_run_interval)
+            step = min(remaining, until_poll, 0.25)
             await task.deferLater(self.clock, step, lambda: None)
             remaining -= step
-            if remaining > 0:
+            until_poll -= step
+            if self._stopping:
+                return ("worker shutting down", "")
+            if until_poll <= 0 and remaining > 0:
+                until_poll = self.may_i_run_interval
                 stop = await self._should_stop(task_id)
                 if stop is not None:
                     return stop
