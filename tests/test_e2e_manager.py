@@ -235,7 +235,7 @@ class CrashTests(EndToEndTest):
         process = subprocess.Popen(
             [sys.executable, "-m", "flamenco.testing.worker", "--manager", manager.url,
              "--count", "1", "--generation", "2.0", "--types", "sleep", "--work-seconds", "60",
-             "--may-i-run-interval", "0.2"],
+             "--may-i-run-interval", "0.1"],
             env=env, stdin=subprocess.DEVNULL, stdout=worker_log, stderr=subprocess.STDOUT)
 
         def kill_worker():
