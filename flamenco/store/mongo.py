@@ -48,6 +48,7 @@ delay capped at `max_retry_delay`), and the next call after that succeeds again.
 from __future__ import annotations
 
 import functools
+import heapq
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -74,6 +75,7 @@ QUEUE = "task_update_queue"
 SETTINGS = "settings"
 LEASES = "flamenco_leases"
 CLAIMS = "flamenco_task_claims"
+EDGES = "flamenco_task_children"
 COUNTERS = "flamenco_counters"
 
 HELPER_PREFIX = "_fm_"
@@ -100,6 +102,8 @@ INDEXES = (
     (QUEUE, "by_seq", [("_fm_seq", 1), ("_id", 1)]),
 )
 
+#: The candidate cache is reloaded from the database at least this often (seconds).
+CANDIDATE_CACHE_TTL = 5.0
 #: A claim marker older than this whose task is still waiting is assumed orphaned.
 CLAIM_STALE = timedelta(seconds=60)
 #: Candidates fetched per claim round; several are tried when other claimers win the first.
@@ -163,6 +167,7 @@ class MongoStore:
         self._ferretdb = False
         self._seq_lock = defer.DeferredLock()
         self._last_seq = 0
+        self._candidates = _Candidates()
 
     # -- plumbing --------------------------------------------------------------------------------
     def _coll(self, name: str, durable: bool = False):
@@ -187,6 +192,22 @@ class MongoStore:
 
     async def _find_one(self, name, filter, projection=None):
         return await self._db(self._coll(name).find_one(filter, projection))
+
+    async def _find_by_ids(self, name, ids, projection=None) -> list[dict]:
+        """Documents with these `_id`s: one `$in` query on MongoDB; on FerretDB, which scans
+        the collection for anything but `{_id: value}`, one look-up per ID."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return []
+        if not self._ferretdb:
+            return await self._find(name, {"_id": {"$in": ids}}, projection)
+        found = []
+        for start in range(0, len(ids), 32):
+            batch = await defer.gatherResults(
+                [defer.ensureDeferred(self._find_one(name, {"_id": doc_id}, projection))
+                 for doc_id in ids[start:start + 32]], consumeErrors=True)
+            found.extend(doc for doc in batch if doc is not None)
+        return found
 
     async def _cas(self, name: str, doc_id, condition: dict, update: dict) -> dict | None:
         """Apply `update` to document `doc_id` if it matches `condition`; fires with the
@@ -322,8 +343,7 @@ class MongoStore:
         if not by_id:
             return
         existing = {
-            record["_id"]: record
-            for record in await self._find(TASKS, {"_id": {"$in": list(by_id)}})
+            record["_id"]: record for record in await self._find_by_ids(TASKS, list(by_id))
         }
         inserts, replaces = [], []
         for task_id, doc in by_id.items():
@@ -332,6 +352,7 @@ class MongoStore:
             (inserts if old is None else replaces).append((old, record))
 
         touched = set()  # tasks whose completed-ness appeared or changed: recount children
+        await self._add_edges(by_id.values(), existing)
         if inserts:
             records = [record for _, record in inserts]
             try:
@@ -349,6 +370,7 @@ class MongoStore:
                 touched.add(record["_id"])
         children = await self._children_of(touched)
         await self._recount(list(by_id), children)
+        self._candidates.note(await self._find_by_ids(TASKS, list(by_id), _CANDIDATE_FIELDS))
 
     async def _upsert_one(self, doc: dict, now: datetime) -> None:
         old = await self._find_one(TASKS, {"_id": doc["_id"]})
@@ -379,11 +401,22 @@ class MongoStore:
             record = _task_record(doc, old, now)
         raise StoreUnavailable(f"task {doc['_id']} keeps changing; giving up this download")
 
+    async def _add_edges(self, docs, existing: dict) -> None:
+        """Remember parent → children in `flamenco_task_children`, so that the children of a
+        task are one by-`_id` read (a parent may arrive after its children)."""
+        children_of: dict[str, list[str]] = {}
+        for doc in docs:
+            old_parents = set((existing.get(doc["_id"]) or {}).get("parents") or [])
+            for parent in dict.fromkeys(doc.get("parents") or []):
+                if parent not in old_parents:
+                    children_of.setdefault(parent, []).append(doc["_id"])
+        for parent, children in children_of.items():
+            await self._db(self._coll(EDGES).update_one(
+                {"_id": parent}, {"$addToSet": {"children": {"$each": children}}}, upsert=True))
+
     async def _children_of(self, task_ids) -> list[str]:
-        if not task_ids:
-            return []
-        found = await self._find(TASKS, {"parents": {"$in": list(task_ids)}}, ["_id"])
-        return [record["_id"] for record in found]
+        edges = await self._find_by_ids(EDGES, task_ids)
+        return [child for edge in edges for child in edge.get("children") or []]
 
     async def _recount(self, *groups) -> None:
         """Recompute `_fm_unfinished_parents` of the given tasks from their parents' status.
@@ -393,12 +426,11 @@ class MongoStore:
         task_ids = list(dict.fromkeys(task_id for group in groups for task_id in group))
         if not task_ids:
             return
-        records = await self._find(
-            TASKS, {"_id": {"$in": task_ids}}, ["parents", "_fm_unfinished_parents"])
+        records = await self._find_by_ids(TASKS, task_ids, ["parents", "_fm_unfinished_parents"])
         parent_ids = {parent for record in records for parent in record.get("parents") or []}
         status_of = {}
         if parent_ids:
-            found = await self._find(TASKS, {"_id": {"$in": list(parent_ids)}}, ["status"])
+            found = await self._find_by_ids(TASKS, parent_ids, ["status"])
             status_of = {record["_id"]: record["status"] for record in found}
         for record in records:
             unfinished = sum(
@@ -406,12 +438,16 @@ class MongoStore:
                 if parent in status_of and status_of[parent] != statuses.COMPLETED
             )
             if unfinished != record.get("_fm_unfinished_parents"):
-                await self._db(self._coll(TASKS).update_one(
-                    {"_id": record["_id"]}, {"$set": {"_fm_unfinished_parents": unfinished}}))
+                stored = await self._db(self._coll(TASKS).find_one_and_update(
+                    {"_id": record["_id"]}, {"$set": {"_fm_unfinished_parents": unfinished}},
+                    return_document=ReturnDocument.AFTER))  # (FerretDB: no projection here)
+                if stored is not None:
+                    self._candidates.note([stored])
 
-    async def _status_changed(self, task_id: str, old: str, new: str) -> None:
+    async def _status_changed(self, stored: dict, old: str, new: str) -> None:
+        self._candidates.note([stored])
         if (old == statuses.COMPLETED) != (new == statuses.COMPLETED):
-            await self._recount(await self._children_of([task_id]))
+            await self._recount(await self._children_of([stored["_id"]]))
 
     @_store_call
     async def get_task(self, task_id: str) -> Task | None:
@@ -424,34 +460,47 @@ class MongoStore:
             "status": statuses.ACTIVE, "worker_id": worker.id,
             "last_worker_ping": to_epoch(now), "worker": worker.identifier,
         }
-        own = await self._find(
-            TASKS, {"worker_id": worker.id, "status": statuses.ACTIVE}, ["_id"],
-            sort_by=[("_id", 1)], limit=1)
-        if own:
-            record = await self._cas(TASKS, own[0]["_id"], {"status": statuses.ACTIVE},
-                                     {"$set": bind})
+        # 1. The task this worker was last bound to, if it is still active for it.
+        pointer = await self._find_one(CLAIMS, {"_id": f"worker:{worker.id}"})
+        if pointer is not None:
+            record = await self._cas(
+                TASKS, pointer["task"], {"status": statuses.ACTIVE, "worker_id": worker.id},
+                {"$set": bind})
             if record is not None:
                 return _task_from_record(record)
+        # 2. The best waiting task, from the candidate cache (reloaded when it has none for
+        #    these types, or is older than CANDIDATE_CACHE_TTL); each candidate is verified
+        #    and bound by `_take`.
         types = list(dict.fromkeys(worker.supported_types))
         if not types:
             return None
-        query = {
-            "_fm_type": {"$in": types},
-            "status": {"$in": list(statuses.SCHEDULABLE)},
-            "_fm_unfinished_parents": 0,
-        }
-        for _ in range(_CLAIM_ROUNDS):
-            candidates = await self._find(
-                TASKS, query, ["_fm_claims"], sort_by=_SCHEDULE_SORT, limit=CLAIM_CANDIDATES)
-            if not candidates:
-                return None
-            for candidate in candidates:
-                record = await self._take(candidate, bind, worker, now)
-                if record is not None:
-                    return _task_from_record(record)
-        log.warn("no task claimed for {worker} after {rounds} contended rounds",
-                 worker=worker.id, rounds=_CLAIM_ROUNDS)
-        return None
+        reloaded = False
+        if self._candidates.age(self._clock.seconds()) > CANDIDATE_CACHE_TTL:
+            await self._reload_candidates()
+            reloaded = True
+        while True:
+            candidate = self._candidates.pop(types)
+            if candidate is None:
+                if reloaded:
+                    return None
+                await self._reload_candidates()
+                reloaded = True
+                continue
+            record = await self._take(candidate, bind, worker, now)
+            if record is not None:
+                await self._point_worker(worker.id, record["_id"])
+                return _task_from_record(record)
+
+    async def _reload_candidates(self) -> None:
+        records = await self._find(
+            TASKS,
+            {"status": {"$in": list(statuses.SCHEDULABLE)}, "_fm_unfinished_parents": 0},
+            _CANDIDATE_FIELDS)
+        self._candidates.reload(records, self._clock.seconds())
+
+    async def _point_worker(self, worker_id: str, task_id: str) -> None:
+        await self._db(self._coll(CLAIMS).replace_one(
+            {"_id": f"worker:{worker_id}"}, {"task": task_id}, upsert=True))
 
     async def _take(self, candidate: dict, bind: dict, worker: Worker, now: datetime):
         """Win claim generation `_fm_claims` of the candidate, then bind the task."""
@@ -470,11 +519,16 @@ class MongoStore:
                     return None  # another claimer has it right now
         else:
             return None
-        return await self._cas(
+        record = await self._cas(
             TASKS, task_id,
-            {"_fm_claims": generation, "status": {"$in": list(statuses.SCHEDULABLE)}},
+            {"_fm_claims": generation, "status": {"$in": list(statuses.SCHEDULABLE)},
+             "_fm_unfinished_parents": 0},
             {"$set": dict(bind, _fm_claims=generation + 1)},
         )
+        if record is None:
+            # Not (or no longer) runnable: give the generation back for a later claim.
+            await self._db(claims.delete_one({"_id": marker}))
+        return record
 
     @_store_call
     async def set_task_status(self, task_id: str, status: str) -> bool:
@@ -485,7 +539,7 @@ class MongoStore:
             stored = await self._cas(TASKS, task_id, {"status": record["status"]},
                                      {"$set": {"status": status}})
             if stored is not None:
-                await self._status_changed(task_id, record["status"], status)
+                await self._status_changed(stored, record["status"], status)
                 return True
         raise StoreUnavailable(f"task {task_id} keeps changing")
 
@@ -519,6 +573,8 @@ class MongoStore:
     async def erase_tasks(self) -> int:
         result = await self._db(self._coll(TASKS).delete_many({}))
         await self._db(self._coll(CLAIMS).delete_many({}))
+        await self._db(self._coll(EDGES).delete_many({}))
+        self._candidates.reload([], self._clock.seconds())
         return result.deleted_count
 
     # -- the outgoing update queue ---------------------------------------------------------------
@@ -566,7 +622,9 @@ class MongoStore:
             stored = await self._cas(TASKS, update.task_id, {"status": record["status"]},
                                      {"$set": changes})
             if stored is not None:
-                await self._status_changed(update.task_id, record["status"], new_status)
+                await self._status_changed(stored, record["status"], new_status)
+                if new_status == statuses.ACTIVE and stored.get("worker_id"):
+                    await self._point_worker(stored["worker_id"], update.task_id)
                 return
         raise StoreUnavailable(f"task {update.task_id} keeps changing")
 
@@ -594,6 +652,50 @@ class MongoStore:
     async def purge_queue(self) -> int:
         result = await self._db(self._coll(QUEUE, durable=True).delete_many({}))
         return result.deleted_count
+
+
+_CANDIDATE_FIELDS = ["status", "_fm_type", "_fm_job_priority", "_fm_priority",
+                     "_fm_unfinished_parents", "_fm_claims"]
+
+
+class _Candidates:
+    """This process's view of the waiting tasks: per schedule type a heap in hand-out order.
+
+    Only a hint: `_take` checks the task in the database before binding it, so an entry made
+    stale by another Manager is skipped; tasks made runnable elsewhere appear at the next
+    reload. Picking is then O(log n) on any server, where FerretDB would scan the collection."""
+
+    def __init__(self):
+        self._heaps: dict[str, list] = {}
+        self._loaded_at: float | None = None
+
+    def age(self, now: float) -> float:
+        return float("inf") if self._loaded_at is None else now - self._loaded_at
+
+    def reload(self, records, now: float) -> None:
+        self._heaps = {}
+        self._loaded_at = now
+        self.note(records)
+
+    def note(self, records) -> None:
+        for record in records:
+            if (record.get("status") in statuses.SCHEDULABLE
+                    and record.get("_fm_unfinished_parents") == 0):
+                heapq.heappush(self._heaps.setdefault(record["_fm_type"], []), (
+                    -record["_fm_job_priority"], -record["_fm_priority"], record["_id"],
+                    record.get("_fm_claims", 0),
+                ))
+
+    def pop(self, types) -> dict | None:
+        best = None
+        for schedule_type in types:
+            heap = self._heaps.get(schedule_type)
+            if heap and (best is None or heap[0] < self._heaps[best][0]):
+                best = schedule_type
+        if best is None:
+            return None
+        _, _, task_id, generation = heapq.heappop(self._heaps[best])
+        return {"_id": task_id, "_fm_claims": generation}
 
 
 # -- document conversion -------------------------------------------------------------------------
