@@ -140,6 +140,9 @@ class SimulatedServer:
         self._hanging: list[defer.Deferred] = []
         self.requests: list[tuple[str, dict]] = []  # (route, details)
         self.pushed_batches: list[dict] = []  # {"count", "gzip", "bytes"}
+        #: (task ID, new status, received_on_manager or None) for every accepted change.
+        self.status_history: list[tuple[str, str, datetime | None]] = []
+        self._waiters: list[tuple] = []
         self._last_stamp = datetime.fromtimestamp(0, timezone.utc)
         self._port = None
         self._factory = None
@@ -171,6 +174,32 @@ class SimulatedServer:
             await self._factory.close_all()
             self._port = None
         self._hanging.clear()
+
+    def wait_for(self, condition, timeout: float = 30.0, reactor=None) -> defer.Deferred:
+        """Fires once `condition(server)` is true, checked after every API request the Server
+        handles (event-driven: no polling); fails with TimeoutError after `timeout` seconds."""
+        if condition(self):
+            return defer.succeed(None)
+        if reactor is None:
+            from twisted.internet import reactor
+        d = defer.Deferred()
+        entry = [condition, d, None]
+        entry[2] = reactor.callLater(timeout, self._expire, entry, timeout)
+        self._waiters.append(entry)
+        return d
+
+    def _expire(self, entry, timeout):
+        if entry in self._waiters:
+            self._waiters.remove(entry)
+            entry[1].errback(defer.TimeoutError(
+                f"the simulated Server did not reach the expected state within {timeout} s"))
+
+    def _check_waiters(self) -> None:
+        for entry in list(self._waiters):
+            if entry[0](self):
+                self._waiters.remove(entry)
+                entry[2].cancel()
+                entry[1].callback(None)
 
     # -- Server-side operations (what users do on the Server) ------------------------------------
     def _stamp(self) -> datetime:
@@ -282,6 +311,7 @@ class SimulatedServer:
     def _gate(self, request, route: str, manager_id: str | None, **details):
         """Common checks; returns None to go on, or the response (bytes or Deferred)."""
         self.requests.append((route, details))
+        request.notifyFinish().addBoth(lambda _: self._check_waiters())
         if self.down_status is not None:
             return self._error(request, self.down_status, "simulated outage")
         if route in self.hang or details.get("task_id") in self.hang:
@@ -502,6 +532,7 @@ class SimulatedServer:
             if doc["status"] != "cancel-requested" or new_status in AFTER_CANCEL:
                 doc["status"] = new_status
                 changed = True
+                self.status_history.append((doc["_id"], new_status, received_at))
         if update.get("activity"):
             doc["activity"] = update["activity"]
         if update.get("worker"):
