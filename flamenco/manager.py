@@ -22,22 +22,42 @@ log = Logger()
 
 
 class StoreService(Service):
-    """Opens the store when the Manager starts and closes it when it stops."""
+    """Opens the store when the Manager starts, retrying until it can, and closes it at stop.
+
+    Until the store is open, requests that need it are answered 503.
+    """
 
     name = "store"
+    retry_seconds = 5.0
 
-    def __init__(self, store):
+    def __init__(self, store, clock):
         self.store = store
+        self.clock = clock
+        self._retry = None
 
     def startService(self):
         super().startService()
+        self._open()
+
+    def _open(self):
+        self._retry = None
         opened = self.store.open()
-        opened.addCallback(lambda _: log.info("store {store} is open", store=self.store.description))
-        opened.addErrback(lambda failure: log.failure(
-            "cannot open store {store}", failure, store=self.store.description))
+        opened.addCallbacks(self._opened, self._failed)
+
+    def _opened(self, _):
+        log.info("store {store} is open", store=self.store.description)
+
+    def _failed(self, failure):
+        log.warn("cannot open store {store}: {error}; retrying in {seconds:.0f} s",
+                 store=self.store.description, error=failure.getErrorMessage(),
+                 seconds=self.retry_seconds)
+        if self.running:
+            self._retry = self.clock.callLater(self.retry_seconds, self._open)
 
     def stopService(self):
         super().stopService()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
         return self.store.close()
 
 
@@ -65,13 +85,18 @@ class Manager:
 
 
 def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
-                  bcrypt_rounds: int = 10) -> Manager:
-    """Everything but the listening port; start `manager.services` to run the timers."""
+                  bcrypt_rounds: int = 10, lease_holder: str | None = None) -> Manager:
+    """Everything but the listening port; start `manager.services` to run the timers.
+
+    `lease_holder` names this Manager in the store's leases; keep it the same across restarts
+    (the twistd plugin uses host name and port) so a restarted Manager takes its leases back
+    at once instead of waiting for them to expire.
+    """
     if clock is None:
         from twisted.internet import reactor as clock
-    lease_holder = new_object_id()
+    lease_holder = lease_holder or new_object_id()
     services = MultiService()
-    StoreService(store).setServiceParent(services)
+    StoreService(store, clock).setServiceParent(services)
     updates = UpdateQueue(store, clock)
     task_source: ITaskSource = NoServer()
     if config.has_upstream:
@@ -96,7 +121,7 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         store=store,
         updates=updates,
         task_source=task_source,
-        workers=WorkerService(store, task_updates, clock,
+        workers=WorkerService(store, task_updates, task_source, clock,
                               registration_secret=config.worker_registration_secret,
                               bcrypt_rounds=bcrypt_rounds),
         task_updates=task_updates,

@@ -66,7 +66,9 @@ class Scheduler:
                 await self.store.set_task_status(task.id, statuses.CANCELED)
         log.warn("the Server changed every task chosen for worker {worker}; giving up for now",
                  worker=worker.identifier)
-        self.task_source.kick(worker.supported_types)
+        # The local queue is out of date: send what is queued and download afresh.
+        self.task_source.push_soon()
+        self.task_source.download_now()
         return None
 
     def document_for(self, worker: Worker, task: Task) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 from twisted.application.internet import StreamServerEndpointService
@@ -131,7 +132,8 @@ def makeService(options: Options) -> IService:
         return MaintenanceService(store, job, reactor)
     if not config.tls:
         log.warn("no tlskey/tlscert configured: serving plain HTTP")
-    manager = build_manager(config, store, reactor)
+    manager = build_manager(config, store, reactor,
+                            lease_holder=f"{socket.gethostname()}:{config.listen.port}")
     site = Site(manager.resource)
     site.displayTracebacks = False
     web = StreamServerEndpointService(serverFromString(reactor, listen_description(config)), site)

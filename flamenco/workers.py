@@ -19,6 +19,7 @@ from flamenco.documents import (
 from flamenco.errors import BadRequest, Forbidden, NotAuthenticated, UnknownWorker
 from flamenco.ids import is_object_id, new_object_id, normalise_object_id
 from flamenco.task_updates import TaskUpdateService
+from flamenco.upstream import ITaskSource
 
 log = Logger()
 
@@ -68,10 +69,11 @@ class CredentialCache:
 
 
 class WorkerService:
-    def __init__(self, store, task_updates: TaskUpdateService, clock,
+    def __init__(self, store, task_updates: TaskUpdateService, task_source: ITaskSource, clock,
                  registration_secret: str = "", bcrypt_rounds: int = 10):
         self.store = store
         self.task_updates = task_updates
+        self.task_source = task_source
         self.clock = clock
         self.registration_secret = registration_secret
         self.bcrypt_rounds = bcrypt_rounds
@@ -101,6 +103,7 @@ class WorkerService:
             software=user_agent if generation == GENERATION_2_X else "",
         )
         await self.store.add_worker(worker)
+        self.task_source.types_changed()
         log.info("registered worker {worker} ({id}), types {types}",
                  worker=worker.identifier, id=worker.id, types=list(worker.supported_types))
         return worker
@@ -169,7 +172,10 @@ class WorkerService:
         if sign_on.supported_types and sign_on.supported_types != worker.supported_types:
             changes["supported_types"] = sign_on.supported_types
         log.info("worker {worker} signed on", worker=worker.identifier)
-        return await self._update(worker, changes)
+        signed_on = await self._update(worker, changes)
+        if "supported_types" in changes:
+            self.task_source.types_changed()
+        return signed_on
 
     async def sign_off(self, worker: Worker) -> None:
         """Re-queue the worker's active tasks and mark it offline (§3.3)."""

@@ -24,6 +24,7 @@ class ScriptedServer:
         self.answers = answers or {}
         self.refetched = []
         self.kicks = []
+        self.requests = []
 
     def refetch(self, task):
         self.refetched.append(task.id)
@@ -33,6 +34,15 @@ class ScriptedServer:
 
     def kick(self, types):
         self.kicks.append(tuple(types))
+
+    def download_now(self):
+        self.requests.append("download")
+
+    def push_soon(self):
+        self.requests.append("push")
+
+    def types_changed(self):
+        self.requests.append("types")
 
 
 class SchedulerTests(TestCase):
@@ -99,7 +109,7 @@ class SchedulerTests(TestCase):
         await store.add_worker(w)
         self.assertIsNone(await scheduler.assign(w))
         self.assertEqual(len(server.refetched), MAX_REEXAMINATIONS + 1)
-        self.assertEqual(server.kicks, [("sleep",)])
+        self.assertEqual((server.kicks, server.requests), ([], ["push", "download"]))
         self.assertEqual(await store.count_queued_updates(), 0)
 
     @async_test

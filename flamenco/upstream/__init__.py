@@ -38,6 +38,15 @@ class ITaskSource(Interface):
         """A worker supporting `types` found nothing to do: download tasks soon, favouring
         those types (throttled; never blocks the caller)."""
 
+    def download_now():
+        """Operator request: a full task download now (not throttled; never blocks)."""
+
+    def push_soon():
+        """Push queued updates at the next opportunity (the scheduler gave up, §5.1 step 7)."""
+
+    def types_changed():
+        """The workers' supported types changed: tell the Server (§6.2)."""
+
 
 @implementer(ITaskSource)
 class NoServer:
@@ -47,4 +56,13 @@ class NoServer:
         return defer.succeed(Refetched(Freshness.UNCHANGED))
 
     def kick(self, types):
+        pass
+
+    def download_now(self):
+        pass
+
+    def push_soon(self):
+        pass
+
+    def types_changed(self):
         pass

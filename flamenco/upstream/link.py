@@ -39,17 +39,13 @@ class UpstreamLink:
     def kick(self, types) -> None:
         self.downloader.kick(types)
 
-    # -- beyond ITaskSource ----------------------------------------------------------------------
     def push_soon(self) -> None:
-        """Push queued updates at the next pusher inspection (e.g. the scheduler gave up)."""
         self.pusher.push_soon()
 
-    def download_now(self):
-        """A full depsgraph download now (`/kick`); fires when done."""
-        return self.downloader.download_now()
+    def download_now(self) -> None:
+        self.downloader.download_now()
 
     def types_changed(self) -> None:
-        """Workers' supported types changed: tell the Server (§6.2)."""
         self.notifier.types_changed()
 
 

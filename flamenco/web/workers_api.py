@@ -206,7 +206,7 @@ class WorkerAPI:
     @endpoint
     async def kick(self, request):
         self._require_loopback(request)
-        self.manager.task_source.kick(())
+        self.manager.task_source.download_now()
         return json_response(request, {"message": "Kicked task downloader"})
 
     @app.route("/timeout", methods=["GET", "POST"])
