@@ -139,7 +139,7 @@ def makeService(options: Options) -> IService:
     web = StreamServerEndpointService(serverFromString(reactor, listen_description(config)), site)
     web._raiseSynchronously = True
     web.setServiceParent(manager.services)
-    log.info("Flamenco Manager {version} listening on {listen}, store {store}",
-             version=flamenco.__version__, listen=listen_description(config),
-             store=store.description)
+    log.info("Flamenco Manager {version} listening on {scheme}://[{host}]:{port}, store {store}",
+             version=flamenco.__version__, scheme="https" if config.tls else "http",
+             host=config.listen.host, port=config.listen.port, store=store.description)
     return manager.services

@@ -180,3 +180,18 @@ class SignOnOffTests(TestCase):
         worker = await m.store.get_worker(worker_id)
         self.assertEqual((worker.status, worker.status_requested, worker.lazy_status_request),
                          (statuses.W_OFFLINE, statuses.W_ASLEEP, False))
+
+
+class DualStackTests(TestCase):
+    @async_test
+    async def test_ipv4_clients_of_an_ipv6_port_are_named_by_their_ipv4_address(self):
+        from twisted.internet import reactor
+        from twisted.web.server import Site
+
+        m = InProcessManager(self)
+        await m.start()
+        port = reactor.listenTCP(0, Site(m.manager.resource), interface="::")
+        self.addCleanup(port.stopListening)
+        m.url = f"http://127.0.0.1:{port.getHost().port}"
+        response = await m.request("POST", "/register-worker", json_body=REGISTRATION)
+        self.assertEqual(response.json["address"], "127.0.0.1")

@@ -24,7 +24,13 @@ def _may_keep_running_by_default(request: IRequest) -> bytes:
 
 
 def _peer_host(request: IRequest) -> str:
-    return getattr(request.getClientAddress(), "host", "") or ""
+    """The client's address; IPv4 clients of a dual-stack port as plain IPv4."""
+    host = getattr(request.getClientAddress(), "host", "") or ""
+    try:
+        mapped = ip_address(host).ipv4_mapped
+    except (ValueError, AttributeError):
+        return host
+    return str(mapped) if mapped else host
 
 
 def _user_agent(request: IRequest) -> str:
@@ -39,11 +45,9 @@ def _task_id(raw: str) -> str:
 
 def _from_loopback(request: IRequest) -> bool:
     try:
-        address = ip_address(_peer_host(request))
+        return ip_address(_peer_host(request)).is_loopback
     except ValueError:
         return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 class WorkerAPI:
