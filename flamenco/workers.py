@@ -25,6 +25,9 @@ log = Logger()
 
 #: How long a verified secret is trusted without running bcrypt again.
 CREDENTIAL_CACHE_SECONDS = 300.0
+#: `last_activity` is rewritten at most this often when nothing else about a worker changes,
+#: which saves a database write on most of a busy worker's requests.
+SEEN_RESOLUTION_SECONDS = 5.0
 
 
 def looks_like_2x(user_agent: str) -> bool:
@@ -138,15 +141,23 @@ class WorkerService:
     async def seen(self, worker: Worker, address: str, user_agent: str,
                    wake: bool = False) -> Worker:
         """Record activity (§0.5); with `wake`, also mark it `awake` (§5.10.2)."""
-        changes: dict = {"last_activity": self.now()}
+        now = self.now()
+        changes: dict = {}
+        if (worker.last_activity is None
+                or (now - worker.last_activity).total_seconds() >= SEEN_RESOLUTION_SECONDS):
+            changes["last_activity"] = now
         if address and address != worker.address:
             changes["address"] = address
         if looks_like_2x(user_agent) and not worker.is_2x:
             changes["generation"] = GENERATION_2_X
-        if user_agent and (worker.is_2x or looks_like_2x(user_agent)):
+        if user_agent != worker.software and (worker.is_2x or looks_like_2x(user_agent)):
             changes["software"] = user_agent
         if wake and worker.status not in (statuses.W_AWAKE, statuses.W_TESTING):
             changes["status"] = statuses.W_AWAKE
+        if not changes:
+            return worker
+        if "last_activity" not in changes:
+            changes["last_activity"] = now
         return await self._update(worker, changes)
 
     async def _update(self, worker: Worker, changes: dict) -> Worker:

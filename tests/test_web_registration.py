@@ -195,3 +195,29 @@ class DualStackTests(TestCase):
         m.url = f"http://127.0.0.1:{port.getHost().port}"
         response = await m.request("POST", "/register-worker", json_body=REGISTRATION)
         self.assertEqual(response.json["address"], "127.0.0.1")
+
+
+class SeenTests(TestCase):
+    @async_test
+    async def test_last_activity_is_written_at_most_every_few_seconds(self):
+        m = await InProcessManager(self).start()
+        auth = await m.register()
+        await m.request("POST", "/task", auth=auth)
+        first = (await m.store.get_worker(auth[0])).last_activity
+        self.assertEqual(first, m.manager.updates.now())
+        m.clock.advance(4)
+        await m.request("POST", "/task", auth=auth)
+        self.assertEqual((await m.store.get_worker(auth[0])).last_activity, first)
+        m.clock.advance(1)
+        await m.request("POST", "/task", auth=auth)
+        self.assertEqual((await m.store.get_worker(auth[0])).last_activity,
+                         m.manager.updates.now())
+
+    @async_test
+    async def test_a_user_agent_of_flamenco_worker_marks_a_2x_worker(self):
+        m = await InProcessManager(self).start()
+        auth = await m.register(generation="2.0")
+        await m.request("POST", "/task", auth=auth,
+                        headers={b"User-Agent": b"Flamenco-Worker/2.5"})
+        worker = await m.store.get_worker(auth[0])
+        self.assertEqual((worker.is_2x, worker.software), (True, "Flamenco-Worker/2.5"))
