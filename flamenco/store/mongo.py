@@ -171,6 +171,8 @@ class MongoStore:
 
     # -- plumbing --------------------------------------------------------------------------------
     def _coll(self, name: str, durable: bool = False):
+        if self._pool is None:
+            raise StoreUnavailable("the MongoDB store was closed")
         collection = self._pool[self.database_name][name]
         if durable:
             collection = collection.with_options(write_concern=WriteConcern(w=1, j=True))
