@@ -83,6 +83,10 @@ class Config:
     #: How long the push / depsgraph-download lease lasts when several Managers share a
     #: database; the holder renews it on every round.
     upstream_lease_seconds: float = attrs.field(default=30, validator=_positive)
+    #: An update the Server has left unacknowledged in this many successful pushes is dropped
+    #: (and logged in full): the 2017 Server never acknowledges updates for tasks it does not
+    #: have, which would otherwise take batch slots for ever. 0 = never drop.
+    task_update_give_up_after_sends: int = attrs.field(default=100, validator=_non_negative)
     #: gzip task-update pushes (falls back to plain JSON by itself if the Server refuses).
     upstream_gzip: bool = attrs.field(default=True, validator=_boolean)
     max_request_body_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from twisted.internet import task
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial import unittest
 
 from flamenco import statuses
@@ -16,7 +17,8 @@ from tests.util import async_test
 
 
 class PusherTests(unittest.TestCase):
-    async def make(self, *, generation="2021", max_count=3, start=True, backoff_max=8.0):
+    async def make(self, *, generation="2021", max_count=3, start=True, backoff_max=8.0,
+                   give_up_after=0):
         self.server = serve_for_test(self, generation=generation)
         self.clock = task.Clock()
         self.clock.advance(1515575700)
@@ -26,7 +28,7 @@ class PusherTests(unittest.TestCase):
         self.pusher = UpdatePusher(
             self.client, self.store, CancelRequests(self.store, self.updates), self.clock,
             max_count=max_count, max_interval=30, cancel_interval=10, backoff_max=backoff_max,
-            lease_holder="manager-a", lease_seconds=30,
+            lease_holder="manager-a", lease_seconds=30, give_up_after=give_up_after,
         )
         _, self.ids = self.server.create_job([{"name": f"t{i}"} for i in range(4)],
                                              status="claimed-by-manager")
@@ -107,6 +109,23 @@ class PusherTests(unittest.TestCase):
         await self.tick(1)
         left = await self.store.queued_updates(10)
         self.assertEqual([u.task_id for u in left], [unknown])
+
+    @async_test
+    async def test_an_update_never_acknowledged_is_dropped_after_so_many_pushes(self):
+        await self.make(generation="2017", give_up_after=3, start=False)
+        unknown = new_object_id()  # a 2017 Server never acknowledges these
+        await self.queue(1, task_id=unknown)
+        for _ in range(2):
+            await self.queue(1)
+            await self.pusher.push_batch(await self.store.queued_updates(10))
+        self.assertEqual([u.task_id for u in await self.store.queued_updates(10)], [unknown])
+        with capturedLogs() as events:
+            await self.pusher.push_batch(await self.store.queued_updates(10))
+        self.assertEqual(await self.store.queued_updates(10), [])
+        self.assertEqual(self.pusher.unacknowledged_sends, {})
+        dropped = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(dropped), 1)
+        self.assertIn(unknown, formatEvent(dropped[0]))
 
     @async_test
     async def test_cancel_requests_reach_the_local_tasks(self):

@@ -80,6 +80,7 @@ def build_upstream(config: Config, store, updates: UpdateQueue, clock: IReactorT
         max_interval=config.task_update_push_max_interval_seconds,
         cancel_interval=config.cancel_task_fetch_max_interval_seconds,
         backoff_max=config.task_update_push_backoff_max_seconds,
+        give_up_after=config.task_update_give_up_after_sends,
         lease_holder=lease_holder, lease_seconds=config.upstream_lease_seconds,
     )
     notifier = StartupNotifier(client, store, clock, manager_url=config.manager_url,

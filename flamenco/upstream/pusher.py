@@ -13,11 +13,13 @@ Exactly the acknowledged updates (`handled_update_ids`) are removed; cancel requ
 `CancelRequests`. Acknowledging and cancel handling are independent: one failing does not skip
 the other. A failed push removes nothing and backs off exponentially (1 s, 2 s, 4 s … capped at
 `backoff_max`); the first success resets it. Only the holder of the store lease pushes, so
-several Managers sharing a database do not push the same queue.
+several Managers sharing a database do not push the same queue. An update left unacknowledged
+by `give_up_after` successful pushes is dropped and logged in full (§6.5.2 recommendation).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from twisted.application.service import Service
@@ -38,7 +40,7 @@ class UpdatePusher(Service):
     def __init__(self, client: UpstreamClient, store, cancels: CancelRequests,
                  clock: IReactorTime, *, max_count: int, max_interval: float,
                  cancel_interval: float, backoff_max: float, lease_holder: str,
-                 lease_seconds: float, inspect_interval: float = 1.0):
+                 lease_seconds: float, give_up_after: int = 0, inspect_interval: float = 1.0):
         self.client = client
         self.store = store
         self.cancels = cancels
@@ -47,6 +49,8 @@ class UpdatePusher(Service):
         self.max_interval = max_interval
         self.cancel_interval = cancel_interval
         self.backoff_max = backoff_max
+        self.give_up_after = give_up_after
+        self.unacknowledged_sends: dict[str, int] = {}  # update ID -> successful pushes
         self.inspect_interval = inspect_interval
         self.lease_holder = lease_holder
         self.lease = timedelta(seconds=lease_seconds)
@@ -159,6 +163,7 @@ class UpdatePusher(Service):
         if len(handled) < len(sent_ids):
             self.log.warn("the Server handled {handled} of {sent} pushed updates; the others "
                           "stay queued", handled=len(handled), sent=len(sent_ids))
+            await self._give_up_on_stuck(batch, set(handled))
         self.cancels.acknowledged(handled)
         if answer["cancel_task_ids"]:
             await self.cancels.handle(answer["cancel_task_ids"])
@@ -166,6 +171,29 @@ class UpdatePusher(Service):
             self.log.debug("pushed {sent} updates, {handled} acknowledged",
                            sent=len(sent_ids), handled=len(handled))
         return len(batch) >= self.max_count and len(handled) == len(sent_ids)
+
+    async def _give_up_on_stuck(self, batch, handled: set[str]) -> None:
+        for update_id in handled:
+            self.unacknowledged_sends.pop(update_id, None)
+        if not self.give_up_after:
+            return
+        stuck = []
+        for update in batch:
+            if update.id in handled:
+                continue
+            sends = self.unacknowledged_sends.get(update.id, 0) + 1
+            self.unacknowledged_sends[update.id] = sends
+            if sends >= self.give_up_after:
+                stuck.append(update)
+        if not stuck:
+            return
+        await self.store.ack_updates([update.id for update in stuck])
+        for update in stuck:
+            del self.unacknowledged_sends[update.id]
+            self.log.error("dropped task update {id} for task {task}: the Server left it "
+                           "unacknowledged {n} times; it was {update}", id=update.id,
+                           task=update.task_id, n=self.give_up_after,
+                           update=json.dumps(update.to_upstream()))
 
     def _failed(self, error: UpstreamError) -> None:
         self.failures += 1
