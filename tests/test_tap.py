@@ -37,21 +37,30 @@ class _Collect(ProcessProtocol):
         self.done.callback((reason.value.exitCode, self.out.decode(), self.err.decode()))
 
 
-def twistd(*args, stdin=b"", cwd=None):
-    """Run `twistd --nodaemon --pidfile= flamenco-manager ARGS`; fires (exit code, out, err)."""
+def twistd(testcase, *args, stdin=b""):
+    """Run `twistd --nodaemon --pidfile= flamenco-manager ARGS`; fires (exit code, out, err).
+
+    A process still running when the test ends (it failed or timed out) is killed.
+    """
     protocol = _Collect(stdin)
     env = dict(os.environ, PYTHONPATH=REPO)
     argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-            "--nodaemon", "--pidfile=",
-            "flamenco-manager", *args]
-    reactor.spawnProcess(protocol, sys.executable, argv, env=env, path=cwd or REPO)
+            "--nodaemon", "--pidfile=", "flamenco-manager", *args]
+    process = reactor.spawnProcess(protocol, sys.executable, argv, env=env, path=REPO)
+
+    def kill_if_running():
+        if process.pid is not None:
+            process.signalProcess("KILL")
+            return protocol.done
+
+    testcase.addCleanup(kill_if_running)
     return protocol.done
 
 
 class CommandLineTests(TestCase):
     @async_test
     async def test_version(self):
-        code, out, _ = await twistd("--version")
+        code, out, _ = await twistd(self, "--version")
         self.assertEqual((code, out.strip()), (0, "flamenco-manager 2.1.0"))
 
     @async_test
@@ -59,14 +68,14 @@ class CommandLineTests(TestCase):
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
             f.write("task_update_push_max_count: -3\n")
-        code, _, err = await twistd("--config", path)
+        code, _, err = await twistd(self, "--config", path)
         self.assertNotEqual(code, 0)
         self.assertEqual(err.strip().splitlines(),
                          ["flamenco-manager: task_update_push_max_count: must be more than zero, not -3"])
 
     @async_test
     async def test_missing_config_file(self):
-        code, _, err = await twistd("--config", "/nonexistent/flamenco.yaml")
+        code, _, err = await twistd(self, "--config", "/nonexistent/flamenco.yaml")
         self.assertNotEqual(code, 0)
         self.assertIn("cannot read configuration file /nonexistent/flamenco.yaml", err)
 
@@ -97,7 +106,7 @@ class MaintenanceTests(TestCase):
     @async_test
     async def test_cleanslate_erases_tasks_and_timestamp_only(self):
         db, config = await self.prepared()
-        code, out, err = await twistd("--config", config, "--cleanslate", "--yes")
+        code, out, err = await twistd(self, "--config", config, "--cleanslate", "--yes")
         self.assertEqual(code, 0, err)
         self.assertIn("cleanslate: erased 2 local tasks", out)
         self.assertEqual(await self.contents(db), (0, None, 1))
@@ -105,7 +114,7 @@ class MaintenanceTests(TestCase):
     @async_test
     async def test_purgequeue_erases_queued_updates_only(self):
         db, config = await self.prepared()
-        code, out, err = await twistd("--config", config, "--purgequeue", stdin=b"yes\n")
+        code, out, err = await twistd(self, "--config", config, "--purgequeue", stdin=b"yes\n")
         self.assertEqual(code, 0, err)
         self.assertIn("purgequeue: erased 1 queued task updates", out)
         self.assertEqual(await self.contents(db),
@@ -114,7 +123,7 @@ class MaintenanceTests(TestCase):
     @async_test
     async def test_declining_the_confirmation_changes_nothing(self):
         db, config = await self.prepared()
-        code, _, err = await twistd("--config", config, "--cleanslate", stdin=b"no\n")
+        code, _, err = await twistd(self, "--config", config, "--cleanslate", stdin=b"no\n")
         self.assertNotEqual(code, 0)
         self.assertIn("aborted, nothing was changed", err)
         self.assertEqual(await self.contents(db), (2, "2018-01-10T09:15:02.481000+00:00", 1))
@@ -124,6 +133,6 @@ class MaintenanceTests(TestCase):
         config = os.path.abspath(self.mktemp() + ".yaml")
         with open(config, "w") as f:
             f.write("database_url: sqlite:/nonexistent-dir/flamenco.sqlite\n")
-        code, _, err = await twistd("--config", config, "--purgequeue", "--yes")
+        code, _, err = await twistd(self, "--config", config, "--purgequeue", "--yes")
         self.assertEqual(code, 1)
         self.assertIn("flamenco-manager: SQLite error: unable to open database file", err)
