@@ -490,7 +490,6 @@ class MongoStore:
                 continue
             record = await self._take(candidate, bind, worker, now)
             if record is not None:
-                await self._point_worker(worker.id, record["_id"])
                 return _task_from_record(record)
 
     async def _reload_candidates(self) -> None:
@@ -521,6 +520,9 @@ class MongoStore:
                     return None  # another claimer has it right now
         else:
             return None
+        # Point the worker at the task before binding it: if this process dies after the
+        # binding, the worker's next request (to any Manager) resumes the task.
+        await self._point_worker(worker.id, task_id)
         record = await self._cas(
             TASKS, task_id,
             {"_fm_claims": generation, "status": {"$in": list(statuses.SCHEDULABLE)},
