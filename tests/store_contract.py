@@ -111,6 +111,19 @@ class StoreContract:
         self.assertIsNone(await store.claim_task(worker(), T0))
 
     @async_test
+    async def test_claim_order_holds_over_a_hundred_tasks(self):
+        store = await self.store()
+        docs = [task_doc(job_priority=n % 3, priority=(n * 7) % 10) for n in range(100)]
+        await store.store_server_tasks(docs, T0)
+        expected = sorted(docs, key=lambda d: (-d["job_priority"], -d["priority"], d["_id"]))
+        w = worker()
+        claimed = []
+        while (task := await store.claim_task(w, T0)) is not None:
+            claimed.append(task.id)
+            await store.queue_update(update(task.id, task_status="completed"))
+        self.assertEqual(claimed, [d["_id"] for d in expected])
+
+    @async_test
     async def test_claim_binds_the_task_to_the_worker(self):
         store = await self.store()
         doc = task_doc()

@@ -98,12 +98,13 @@ INDEXES = (
     ]),
     (TASKS, "by_worker", [("worker_id", 1), ("status", 1)]),
     (TASKS, "by_status_ping", [("status", 1), ("last_worker_ping", 1)]),
-    (TASKS, "by_parent", [("parents", 1)]),
     (QUEUE, "by_seq", [("_fm_seq", 1), ("_id", 1)]),
 )
 
-#: The candidate cache is reloaded from the database at least this often (seconds).
+#: A schedule type's candidates are reloaded from the database at least this often (seconds).
 CANDIDATE_CACHE_TTL = 5.0
+#: How many of the best waiting tasks of one type a reload fetches (an index seek on MongoDB).
+CANDIDATES_PER_RELOAD = 64
 #: A claim marker older than this whose task is still waiting is assumed orphaned.
 CLAIM_STALE = timedelta(seconds=60)
 #: Candidates fetched per claim round; several are tried when other claimers win the first.
@@ -476,28 +477,30 @@ class MongoStore:
         types = list(dict.fromkeys(worker.supported_types))
         if not types:
             return None
-        reloaded = False
-        if self._candidates.age(self._clock.seconds()) > CANDIDATE_CACHE_TTL:
-            await self._reload_candidates()
-            reloaded = True
+        stale = self._candidates.stale(types, self._clock.seconds(), CANDIDATE_CACHE_TTL)
+        await self._reload_candidates(stale)
+        reloaded = set(stale)
         while True:
             candidate = self._candidates.pop(types)
             if candidate is None:
-                if reloaded:
+                if reloaded.issuperset(types):
                     return None
-                await self._reload_candidates()
-                reloaded = True
+                await self._reload_candidates([t for t in types if t not in reloaded])
+                reloaded.update(types)
                 continue
             record = await self._take(candidate, bind, worker, now)
             if record is not None:
                 return _task_from_record(record)
 
-    async def _reload_candidates(self) -> None:
-        records = await self._find(
-            TASKS,
-            {"status": {"$in": list(statuses.SCHEDULABLE)}, "_fm_unfinished_parents": 0},
-            _CANDIDATE_FIELDS)
-        self._candidates.reload(records, self._clock.seconds())
+    async def _reload_candidates(self, types) -> None:
+        """The best waiting tasks of each type, in hand-out order (the `schedule` index)."""
+        for schedule_type in types:
+            records = await self._find(
+                TASKS,
+                {"_fm_type": schedule_type, "status": {"$in": list(statuses.SCHEDULABLE)},
+                 "_fm_unfinished_parents": 0},
+                _CANDIDATE_FIELDS, sort_by=_SCHEDULE_SORT, limit=CANDIDATES_PER_RELOAD)
+            self._candidates.reload(schedule_type, records, self._clock.seconds())
 
     async def _point_worker(self, worker_id: str, task_id: str) -> None:
         await self._db(self._coll(CLAIMS).replace_one(
@@ -578,7 +581,7 @@ class MongoStore:
         result = await self._db(self._coll(TASKS).delete_many({}))
         await self._db(self._coll(CLAIMS).delete_many({}))
         await self._db(self._coll(EDGES).delete_many({}))
-        self._candidates.reload([], self._clock.seconds())
+        self._candidates = _Candidates()
         return result.deleted_count
 
     # -- the outgoing update queue ---------------------------------------------------------------
@@ -663,22 +666,26 @@ _CANDIDATE_FIELDS = ["status", "_fm_type", "_fm_job_priority", "_fm_priority",
 
 
 class _Candidates:
-    """This process's view of the waiting tasks: per schedule type a heap in hand-out order.
+    """This process's view of the best waiting tasks: per schedule type a heap in hand-out
+    order, filled by bounded reloads (`CANDIDATES_PER_RELOAD` per type) and by the tasks this
+    process stores or changes.
 
     Only a hint: `_take` checks the task in the database before binding it, so an entry made
-    stale by another Manager is skipped; tasks made runnable elsewhere appear at the next
-    reload. Picking is then O(log n) on any server, where FerretDB would scan the collection."""
+    stale by another Manager is skipped; tasks made runnable elsewhere appear at the type's
+    next reload. Picking is then O(log n) on any server, where FerretDB would scan the
+    collection for every claim."""
 
     def __init__(self):
         self._heaps: dict[str, list] = {}
-        self._loaded_at: float | None = None
+        self._loaded_at: dict[str, float] = {}
 
-    def age(self, now: float) -> float:
-        return float("inf") if self._loaded_at is None else now - self._loaded_at
+    def stale(self, types, now: float, ttl: float) -> list[str]:
+        """The types never loaded, or loaded more than `ttl` seconds ago."""
+        return [t for t in types if now - self._loaded_at.get(t, float("-inf")) > ttl]
 
-    def reload(self, records, now: float) -> None:
-        self._heaps = {}
-        self._loaded_at = now
+    def reload(self, schedule_type: str, records, now: float) -> None:
+        self._heaps[schedule_type] = []
+        self._loaded_at[schedule_type] = now
         self.note(records)
 
     def note(self, records) -> None:
