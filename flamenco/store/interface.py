@@ -4,7 +4,11 @@ One interface, two implementations (`sqlite.SQLiteStore`, `mongo.MongoStore`), o
 test-suite (`tests/store_contract.py`). Every method returns a Deferred. Datetimes are aware UTC.
 """
 
+from datetime import datetime
+
 from zope.interface import Attribute, Interface
+
+from flamenco import statuses
 
 
 class StoreUnavailable(Exception):
@@ -110,3 +114,21 @@ class IStore(Interface):
 
     def purge_queue():
         """Delete every queued update (purgequeue). Fires with the number deleted."""
+
+
+def task_changes_for_update(update, current_status: str, worker_id: str | None,
+                            ping: datetime | None) -> dict:
+    """How queueing `update` changes the local task (§4.3), as field -> stored value (times in
+    Unix seconds). Shared by the stores so the rule lives in one place."""
+    changes: dict = {"last_updated": update.received_on_manager.timestamp()}
+    if update.task_status and statuses.status_change_allowed(current_status, update.task_status):
+        changes["status"] = update.task_status
+    if update.activity:
+        changes["activity"] = update.activity
+    if update.worker:
+        changes["worker"] = update.worker
+    if worker_id is not None:
+        changes["worker_id"] = worker_id
+    if ping is not None:
+        changes["last_worker_ping"] = ping.timestamp()
+    return changes

@@ -64,7 +64,7 @@ from zope.interface import implementer
 
 from flamenco import statuses
 from flamenco.documents import LOCAL_TASK_FIELDS, Task, TaskUpdate, Worker
-from flamenco.store.interface import IStore, StoreUnavailable
+from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_update
 from flamenco.timefmt import from_epoch, to_epoch
 
 log = Logger()
@@ -612,20 +612,8 @@ class MongoStore:
             record = await self._find_one(TASKS, {"_id": update.task_id}, ["status"])
             if record is None:
                 return
-            changes: dict[str, object] = {"last_updated": to_epoch(update.received_on_manager)}
-            new_status = record["status"]
-            if update.task_status and statuses.status_change_allowed(
-                record["status"], update.task_status
-            ):
-                new_status = changes["status"] = update.task_status
-            if update.activity:
-                changes["activity"] = update.activity
-            if update.worker:
-                changes["worker"] = update.worker
-            if worker_id is not None:
-                changes["worker_id"] = worker_id
-            if ping is not None:
-                changes["last_worker_ping"] = to_epoch(ping)
+            changes = task_changes_for_update(update, record["status"], worker_id, ping)
+            new_status = changes.get("status", record["status"])
             stored = await self._cas(TASKS, update.task_id, {"status": record["status"]},
                                      {"$set": changes})
             if stored is not None:

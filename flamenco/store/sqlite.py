@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from flamenco import statuses
 from flamenco.documents import Task, TaskUpdate, Worker
-from flamenco.store.interface import IStore, StoreUnavailable
+from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_update
 from flamenco.timefmt import from_epoch, to_epoch
 
 _SCHEDULABLE_SQL = "status IN ('queued', 'claimed-by-manager', 'soft-failed') AND unfinished_parents = 0"
@@ -348,17 +348,7 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 return
-            changes: dict[str, object] = {"last_updated": update.received_on_manager.timestamp()}
-            if update.task_status and statuses.status_change_allowed(row[0], update.task_status):
-                changes["status"] = update.task_status
-            if update.activity:
-                changes["activity"] = update.activity
-            if update.worker:
-                changes["worker"] = update.worker
-            if worker_id is not None:
-                changes["worker_id"] = worker_id
-            if ping is not None:
-                changes["last_worker_ping"] = ping.timestamp()
+            changes = task_changes_for_update(update, row[0], worker_id, ping)
             assignments = ", ".join(f"{column} = :{column}" for column in changes)
             cursor.execute(
                 f"UPDATE tasks SET {assignments} WHERE id = :task_id",
