@@ -28,6 +28,12 @@ def status_change_allowed(current: str | None, new: str) -> bool:
     return current != CANCEL_REQUESTED or new in ACCEPTED_AFTER_CANCEL
 
 
+def local_status_prevails(local: str | None, server: str) -> bool:
+    """On download: a locally `active` task keeps its state when the Server's copy still waits;
+    the Server has not yet received the queued assignment (§6.3 recommendation)."""
+    return local == ACTIVE and server in SCHEDULABLE
+
+
 # Worker statuses (§5.10.1).
 W_STARTING = "starting"
 W_AWAKE = "awake"

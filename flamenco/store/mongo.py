@@ -727,8 +727,7 @@ def _task_record(doc: dict, old: dict | None, now: datetime) -> dict:
     worker = doc.get("worker") or ""
     record = dict(server_doc)
     if old is not None:
-        if old["status"] == statuses.ACTIVE and status in statuses.SCHEDULABLE:
-            # The Server has not yet seen the queued assignment; the local state is newer.
+        if statuses.local_status_prevails(old["status"], status):
             status, activity, worker = old["status"], old.get("activity"), old.get("worker")
         activity = activity or old.get("activity") or ""
         worker = worker or old.get("worker") or ""

@@ -220,8 +220,7 @@ class SQLiteStore:
             )
             return
         local_status, local_activity, local_worker, old_doc = existing
-        if local_status == statuses.ACTIVE and status in statuses.SCHEDULABLE:
-            # The Server has not yet seen the queued assignment; the local state is newer.
+        if statuses.local_status_prevails(local_status, status):
             status, activity, worker = local_status, local_activity, local_worker
         cursor.execute(
             "UPDATE tasks SET status = :status, activity = :activity, worker = :worker,"
