@@ -43,7 +43,10 @@ class CancelRequests:
             return
         task = await self.store.get_task(task_id)
         if task is not None and task.status == statuses.ACTIVE:
-            await self.store.set_task_status(task_id, statuses.CANCEL_REQUESTED)
+            # Only if still active: the worker may have finished it since it was read.
+            if not await self.store.set_task_status(
+                    task_id, statuses.CANCEL_REQUESTED, only_from=(statuses.ACTIVE,)):
+                return
             log.info("task {task} is active on worker {worker}: cancel requested, the worker "
                      "will be told to stop", task=task_id, worker=task.worker or task.worker_id)
             return

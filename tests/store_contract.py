@@ -246,6 +246,11 @@ class StoreContract:
         self.assertEqual([t.id for t in stale], [b["_id"]])
         self.assertTrue(await store.set_task_status(b["_id"], "cancel-requested"))
         self.assertFalse(await store.set_task_status(new_object_id(), "canceled"))
+        self.assertFalse(await store.set_task_status(b["_id"], "canceled", only_from=("active",)))
+        self.assertEqual((await store.get_task(b["_id"])).status, "cancel-requested")
+        self.assertTrue(await store.set_task_status(
+            b["_id"], "canceled", only_from=("active", "cancel-requested")))
+        self.assertEqual((await store.get_task(b["_id"])).status, "canceled")
         self.assertEqual(await store.stale_active_tasks(T0 + timedelta(seconds=10)), [])
         self.assertEqual(await store.tasks_of_worker(w.id, "failed"), [])
 

@@ -75,9 +75,10 @@ class IStore(Interface):
         last_worker_ping = now and worker = worker.identifier. No update is queued: the caller
         queues one once the Server confirmed the task (refetch)."""
 
-    def set_task_status(task_id, status):
+    def set_task_status(task_id, status, only_from=None):
         """Direct local status write with no update queued (Server cancel of an active task,
-        refetch says gone). Fires True if the task exists."""
+        refetch says gone). With `only_from` (a collection of statuses), only a task currently
+        in one of them changes. Fires True if the task was changed."""
 
     def ping_task(task_id, worker_id, now):
         """Record a sign of life: last_worker_ping = now, worker_id = worker_id."""

@@ -538,10 +538,10 @@ class MongoStore:
         return record
 
     @_store_call
-    async def set_task_status(self, task_id: str, status: str) -> bool:
+    async def set_task_status(self, task_id: str, status: str, only_from=None) -> bool:
         for _ in range(_CAS_RETRIES):
             record = await self._find_one(TASKS, {"_id": task_id}, ["status"])
-            if record is None:
+            if record is None or (only_from is not None and record["status"] not in only_from):
                 return False
             stored = await self._cas(TASKS, task_id, {"status": record["status"]},
                                      {"$set": {"status": status}})

@@ -290,9 +290,17 @@ class SQLiteStore:
         return min(candidates, key=lambda row: (-row[1], -row[2], row[0]))
 
     @_deferred
-    def set_task_status(self, task_id: str, status: str) -> bool:
+    def set_task_status(self, task_id: str, status: str, only_from=None) -> bool:
         with self._transaction() as cursor:
-            cursor.execute("UPDATE tasks SET status = ? WHERE id = ?", (status, task_id))
+            if only_from is None:
+                cursor.execute("UPDATE tasks SET status = ? WHERE id = ?", (status, task_id))
+            else:
+                allowed = list(only_from)
+                cursor.execute(
+                    "UPDATE tasks SET status = ? WHERE id = ?"
+                    f" AND status IN ({', '.join('?' for _ in allowed)})",
+                    [status, task_id, *allowed],
+                )
             return cursor.rowcount > 0
 
     @_deferred
