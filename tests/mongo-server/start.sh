@@ -8,8 +8,10 @@
 # Order of preference:
 #   1. FLAMENCO_TEST_MONGO_URL already set   -> print it, start nothing.
 #   2. a `mongod` binary on PATH             -> run it on a free loopback port.
-#   3. `go` available                        -> build FerretDB (SQLite backend)
-#      once from the Go module proxy into a cache dir, and run that.
+#   3. `go` available                        -> build FerretDB once from the Go
+#      module proxy into a cache dir, and run that: on a private PostgreSQL
+#      server when PostgreSQL's server programs are installed (much faster for a
+#      growing queue), else on its SQLite backend.
 #   4. none of those                         -> one-line reason on stderr, exit 3.
 #
 # Stdout carries only `export ...` lines (for eval); progress goes to stderr.
@@ -21,6 +23,7 @@
 #                               ${XDG_CACHE_HOME:-$HOME/.cache}/flamenco-manager)
 #   FLAMENCO_MONGO_START_TIMEOUT seconds to wait for the port (default: 60)
 #   FLAMENCO_TEST_MONGO_FORCE_FERRETDB=1  ignore a mongod on PATH
+#   FLAMENCO_FERRETDB_BACKEND=sqlite      do not use PostgreSQL even if installed
 set -euo pipefail
 
 log() { printf 'mongo-server: %s\n' "$*" >&2; }
@@ -204,13 +207,51 @@ if [[ -z "${ferretdb}" ]]; then
 fi
 log "using ${ferretdb}"
 
+# A private PostgreSQL server for FerretDB's PostgreSQL backend, in DIR/pg. Its
+# settings (fsync off) suit a throw-away test database only. Prints the
+# PostgreSQL URL; records how to stop it in DIR/pg.env for stop.sh.
+start_postgres() { # dir
+    local dir="$1" bin="" candidate user="" pgport
+    for candidate in /usr/lib/postgresql/*/bin; do
+        [[ -x "${candidate}/initdb" && -x "${candidate}/pg_ctl" ]] && bin="${candidate}"
+    done
+    [[ -n "${bin}" ]] || return 1
+    as_user() { "$@"; }
+    if [[ "$(id -u)" == 0 ]]; then
+        # PostgreSQL refuses to run as root.
+        id postgres >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1 || return 1
+        user=postgres
+        as_user() { runuser -u postgres -- "$@"; }
+        chmod 755 "${dir}"
+    fi
+    mkdir -p "${dir}/pg"
+    [[ -z "${user}" ]] || chown "${user}" "${dir}/pg"
+    pgport="$(free_port)"
+    as_user "${bin}/initdb" -D "${dir}/pg/data" -A trust -U postgres --no-sync \
+        >"${dir}/pg/initdb.log" 2>&1 || return 1
+    printf 'PG_BIN=%q\nPG_USER=%q\n' "${bin}" "${user}" >"${dir}/pg.env"
+    as_user "${bin}/pg_ctl" -D "${dir}/pg/data" -l "${dir}/pg/server.log" -w -t 60 \
+        -o "-p ${pgport} -k ${dir}/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >&2 || return 1
+    as_user "${bin}/createdb" -h 127.0.0.1 -p "${pgport}" -U postgres ferretdb >&2 || return 1
+    echo "postgres://postgres@127.0.0.1:${pgport}/ferretdb"
+}
+
 dir="$(make_tmpdir)"
 port="$(free_port)"
 mkdir -p "${dir}/data" "${dir}/state"
-log "starting FerretDB on 127.0.0.1:${port} (dir ${dir})"
+backend=(--handler=sqlite --sqlite-url="file:${dir}/data/")
+if [[ "${FLAMENCO_FERRETDB_BACKEND:-postgresql}" != sqlite ]]; then
+    if pg_url="$(start_postgres "${dir}")"; then
+        backend=(--handler=postgresql --postgresql-url="${pg_url}")
+        log "PostgreSQL for FerretDB is up (${pg_url})"
+    else
+        log "no PostgreSQL server could be started (see ${dir}/pg); using FerretDB's SQLite backend"
+    fi
+fi
+log "starting FerretDB (${backend[0]#--handler=} backend) on 127.0.0.1:${port} (dir ${dir})"
 FERRETDB_TELEMETRY=disable nohup "${ferretdb}" \
-    --handler=sqlite \
-    --sqlite-url="file:${dir}/data/" \
+    "${backend[@]}" \
     --listen-addr="127.0.0.1:${port}" \
     --state-dir="${dir}/state" \
     --debug-addr=- \

@@ -33,6 +33,19 @@ if [[ -n "${pid}" ]]; then
     fi
 fi
 
+# The private PostgreSQL server behind FerretDB, if start.sh started one.
+if [[ -n "${dir}" && -f "${dir}/pg.env" && -f "${dir}/.flamenco-test-mongo" ]]; then
+    PG_BIN="" PG_USER=""
+    # shellcheck disable=SC1091
+    source "${dir}/pg.env"
+    if [[ -n "${PG_USER}" ]]; then
+        runuser -u "${PG_USER}" -- "${PG_BIN}/pg_ctl" -D "${dir}/pg/data" -m immediate stop >&2 || true
+    else
+        "${PG_BIN}/pg_ctl" -D "${dir}/pg/data" -m immediate stop >&2 || true
+    fi
+    log "stopped PostgreSQL in ${dir}/pg"
+fi
+
 if [[ -n "${dir}" ]]; then
     if [[ -f "${dir}/.flamenco-test-mongo" ]]; then
         rm -rf "${dir}"
