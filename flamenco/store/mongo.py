@@ -12,8 +12,10 @@ Collections (named as the original Manager's where one existed):
   (integers), `_fm_unfinished_parents` (parents known here and not `completed`) and
   `_fm_claims` (how often the task was handed out; the claim generation).
 - `flamenco_workers`, `settings` (`{_id: key, value}`).
-- `task_update_queue`: the upstream form of each update plus `_fm_seq`, its arrival number
-  from the counter document in `flamenco_counters`.
+- `task_update_queue`: the upstream form of each update plus `_fm_seq`, its arrival time
+  (`received_on_manager`, Unix seconds); with the update's ObjectId `_id` (increasing within
+  a process) it orders the queue. Across Managers this relies on their clocks agreeing to
+  well within the time a worker takes between two updates (it waits for each answer).
 - `flamenco_leases`: one document per lease, plus one marker per take-over.
 - `flamenco_task_claims`: one marker per hand-out, `_id` = `<task>:<generation>:<attempt>`.
 
@@ -76,7 +78,6 @@ SETTINGS = "settings"
 LEASES = "flamenco_leases"
 CLAIMS = "flamenco_task_claims"
 EDGES = "flamenco_task_children"
-COUNTERS = "flamenco_counters"
 
 HELPER_PREFIX = "_fm_"
 _LOCAL_DOC_KEYS = ("status", "activity", "worker")
@@ -166,9 +167,8 @@ class MongoStore:
         self._max_retry_delay = max_retry_delay
         self._pool: ConnectionPool | None = None
         self._ferretdb = False
-        self._seq_lock = defer.DeferredLock()
-        self._last_seq = 0
         self._candidates = _Candidates()
+        self._reload_lock = defer.DeferredLock()
 
     # -- plumbing --------------------------------------------------------------------------------
     def _coll(self, name: str, durable: bool = False):
@@ -242,8 +242,6 @@ class MongoStore:
             self._ferretdb = "ferretdbVersion" in info
             for collection, index_name, keys in INDEXES:
                 await self._db(self._coll(collection).create_index(sort(keys), name=index_name))
-            counter = await self._find_one(COUNTERS, {"_id": "task_update_seq"})
-            self._last_seq = int(counter["value"]) if counter else 0
         except BaseException:
             pool, self._pool = self._pool, None
             await pool.disconnect()
@@ -477,30 +475,29 @@ class MongoStore:
         types = list(dict.fromkeys(worker.supported_types))
         if not types:
             return None
-        stale = self._candidates.stale(types, self._clock.seconds(), CANDIDATE_CACHE_TTL)
-        await self._reload_candidates(stale)
-        reloaded = set(stale)
         while True:
+            await self._reload_candidates(types)
             candidate = self._candidates.pop(types)
             if candidate is None:
-                if reloaded.issuperset(types):
-                    return None
-                await self._reload_candidates([t for t in types if t not in reloaded])
-                reloaded.update(types)
-                continue
+                return None  # every type's candidates were just loaded, and none is left
             record = await self._take(candidate, bind, worker, now)
             if record is not None:
                 return _task_from_record(record)
 
     async def _reload_candidates(self, types) -> None:
-        """The best waiting tasks of each type, in hand-out order (the `schedule` index)."""
-        for schedule_type in types:
-            records = await self._find(
-                TASKS,
-                {"_fm_type": schedule_type, "status": {"$in": list(statuses.SCHEDULABLE)},
-                 "_fm_unfinished_parents": 0},
-                _CANDIDATE_FIELDS, sort_by=_SCHEDULE_SORT, limit=CANDIDATES_PER_RELOAD)
-            self._candidates.reload(schedule_type, records, self._clock.seconds())
+        """Load the best waiting tasks (the `schedule` index, in hand-out order) of those of
+        `types` whose candidates are out of date or used up. One reload at a time: claims
+        arriving meanwhile find the candidates fresh instead of querying again."""
+        async with self._reload_lock:
+            now = self._clock.seconds()
+            for schedule_type in self._candidates.needing_reload(types, now, CANDIDATE_CACHE_TTL):
+                records = await self._find(
+                    TASKS,
+                    {"_fm_type": schedule_type, "status": {"$in": list(statuses.SCHEDULABLE)},
+                     "_fm_unfinished_parents": 0},
+                    _CANDIDATE_FIELDS, sort_by=_SCHEDULE_SORT, limit=CANDIDATES_PER_RELOAD)
+                self._candidates.reload(schedule_type, records, now,
+                                        complete=len(records) < CANDIDATES_PER_RELOAD)
 
     async def _point_worker(self, worker_id: str, task_id: str) -> None:
         await self._db(self._coll(CLAIMS).replace_one(
@@ -585,29 +582,21 @@ class MongoStore:
         return result.deleted_count
 
     # -- the outgoing update queue ---------------------------------------------------------------
-    async def _next_seq(self) -> int:
-        """The next arrival number. Serialised within this process so that the numbers follow
-        the call order; across Managers the counter's `$inc` orders them (on FerretDB, whose
-        `$inc` is not atomic, two Managers may draw the same number: `_id` breaks the tie)."""
-        await self._seq_lock.acquire()
-        try:
-            counter = await self._db(self._coll(COUNTERS, durable=True).find_one_and_update(
-                {"_id": "task_update_seq"}, {"$inc": {"value": 1}}, upsert=True,
-                return_document=ReturnDocument.AFTER))
-            self._last_seq = max(int(counter["value"]), self._last_seq + 1)
-            return self._last_seq
-        finally:
-            self._seq_lock.release()
-
     @_store_call
     async def queue_update(
         self, update: TaskUpdate, worker_id: str | None = None, ping: datetime | None = None
     ) -> None:
         doc = update.to_upstream()
-        doc["_fm_seq"] = await self._next_seq()
+        doc["_fm_seq"] = update.received_on_manager.timestamp()
         await self._db(self._coll(QUEUE, durable=True).insert_one(doc))
         # Queued durably; now the local task. (If the process dies here, the update still goes
         # upstream and the next download refreshes the task.)
+        if not update.task_status:
+            # No status to decide on: one write, whatever the task's current status.
+            changes = task_changes_for_update(update, "", worker_id, ping)
+            await self._db(self._coll(TASKS).update_one(
+                {"_id": update.task_id}, {"$set": changes}))
+            return
         for _ in range(_CAS_RETRIES):
             record = await self._find_one(TASKS, {"_id": update.task_id}, ["status"])
             if record is None:
@@ -618,7 +607,8 @@ class MongoStore:
                                      {"$set": changes})
             if stored is not None:
                 await self._status_changed(stored, record["status"], new_status)
-                if new_status == statuses.ACTIVE and stored.get("worker_id"):
+                if (new_status == statuses.ACTIVE != record["status"]
+                        and stored.get("worker_id")):
                     await self._point_worker(stored["worker_id"], update.task_id)
                 return
         raise StoreUnavailable(f"task {update.task_id} keeps changing")
@@ -666,14 +656,21 @@ class _Candidates:
     def __init__(self):
         self._heaps: dict[str, list] = {}
         self._loaded_at: dict[str, float] = {}
+        self._complete: dict[str, bool] = {}  # the last load had every waiting task of the type
 
-    def stale(self, types, now: float, ttl: float) -> list[str]:
-        """The types never loaded, or loaded more than `ttl` seconds ago."""
-        return [t for t in types if now - self._loaded_at.get(t, float("-inf")) > ttl]
+    def needing_reload(self, types, now: float, ttl: float) -> list[str]:
+        """The types never loaded, loaded more than `ttl` seconds ago, or whose candidates ran
+        out while the database may hold more."""
+        return [
+            t for t in types
+            if now - self._loaded_at.get(t, float("-inf")) > ttl
+            or (not self._heaps.get(t) and not self._complete.get(t))
+        ]
 
-    def reload(self, schedule_type: str, records, now: float) -> None:
+    def reload(self, schedule_type: str, records, now: float, complete: bool) -> None:
         self._heaps[schedule_type] = []
         self._loaded_at[schedule_type] = now
+        self._complete[schedule_type] = complete
         self.note(records)
 
     def note(self, records) -> None:
