@@ -235,6 +235,8 @@ def _check_upstream(values: dict) -> None:
         raise ConfigError(
             f"database_url: {url!r} is neither empty, sqlite:PATH nor mongodb://host[:port]/dbname"
         )
+    if url.startswith("mongodb://") and not urlsplit(url).path.strip("/"):
+        raise ConfigError(f"database_url: {url!r} names no database (mongodb://host[:port]/dbname)")
     if bool(values.get("tlskey")) != bool(values.get("tlscert")):
         raise ConfigError("tlskey/tlscert: set both to use TLS, or neither")
 

@@ -59,6 +59,7 @@ class ConfigTests(TestCase):
             ({"flamenco": "https://x/", "manager_secret": "t", "manager_id": "nope"}, "manager_id"),
             ({"flamenco": "https://x/", "manager_id": SERVER["manager_id"]}, "manager_secret"),
             ({"database_url": "postgres://x/y"}, "database_url"),
+            ({"database_url": "mongodb://db.example:27017"}, "database_url"),
             ({"tlskey": "k.pem"}, "tlskey"),
             ({"variables": {"blender": {"amiga": "x"}}}, "variables.blender"),
             ({"variables": ["blender"]}, "variables"),

@@ -22,3 +22,13 @@ class MongoURLTests(TestCase):
     def test_url_without_database_is_refused(self):
         for url in ("mongodb://db/", "mongodb://db", "postgres://db/flamenco"):
             self.assertRaises(ValueError, parse_url, url)
+
+
+class MongoIndexTests(TestCase):
+    @async_test
+    async def test_open_creates_every_index(self):
+        store = await fresh_store(self)
+        for collection, name, keys in INDEXES:
+            info = await store._db(store._coll(collection).index_information())
+            self.assertIn(name, info, f"{collection}.{name}")
+            self.assertEqual(list(info[name]["key"].items()), keys)
