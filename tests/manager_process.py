@@ -108,7 +108,7 @@ class ManagerProcess:
                     raise ManagerProcessError(
                         f"the Manager exited with {self.process.returncode}:\n{self.output()}")
                 try:
-                    response = await treq.get(self.url, agent=agent).addTimeout(1, self.reactor)
+                    response = await treq.get(self.url, agent=agent).addTimeout(5, self.reactor)
                     await response.content()
                     if response.code == 200:
                         return
