@@ -136,3 +136,69 @@ class MaintenanceTests(TestCase):
         code, _, err = await twistd(self, "--config", config, "--purgequeue", "--yes")
         self.assertEqual(code, 1)
         self.assertIn("flamenco-manager: SQLite error: unable to open database file", err)
+
+
+def _self_signed(folder: str) -> tuple[str, str]:
+    """A throw-away key and certificate for localhost, as PEM files."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    key_path, cert_path = os.path.join(folder, "key.pem"), os.path.join(folder, "cert.pem")
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+class TLSTests(TestCase):
+    @async_test
+    async def test_workers_port_speaks_https_when_key_and_certificate_are_set(self):
+        import ssl
+        import urllib.request
+
+        from twisted.internet import task, threads
+
+        from tests.manager_process import free_port
+
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        key, cert = _self_signed(folder)
+        port = free_port()
+        config = os.path.join(folder, "manager.yaml")
+        with open(config, "w") as f:
+            f.write(f"listen: 127.0.0.1:{port}\ndatabase_url: sqlite:{folder}/m.sqlite\n"
+                    f"tlskey: {key}\ntlscert: {cert}\n")
+        ended = twistd(self, "--config", config)
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False
+
+        def get_status():
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/", context=context,
+                                        timeout=2) as response:
+                return response.status, response.read()
+
+        for _ in range(200):
+            self.assertFalse(ended.called, "the Manager exited")
+            try:
+                code, body = await threads.deferToThread(get_status)
+                break
+            except OSError:
+                await task.deferLater(reactor, 0.1, lambda: None)
+        else:
+            self.fail("no HTTPS answer within 20 s")
+        self.assertEqual(code, 200)
+        self.assertIn(b'"nr_of_tasks": 0', body)
