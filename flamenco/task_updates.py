@@ -91,12 +91,17 @@ class TaskUpdateService:
     async def requeue(self, task: Task, worker: Worker, reason: str) -> None:
         """Put a task of `worker` back in the queue, telling the Server with `worker: "-"`."""
         ident = worker.identifier
-        if worker.is_2x or reason != "worker signed off":
-            activity = f"Re-queued task after unassigning from worker {ident}: {reason}"
-            line = f"Manager re-queued task after unassigning it from worker {ident}: {reason}"
-        else:
-            activity = f"Re-queued task after worker {ident} signed off"
-            line = f"Manager re-queued task after worker {ident} signed off"
+        activity = f"Re-queued task after unassigning from worker {ident}: {reason}"
+        line = f"Manager re-queued task after unassigning it from worker {ident}: {reason}"
+        await self._queue_requeue(task, activity, line)
+
+    async def requeue_after_2_0_sign_off(self, task: Task, worker: Worker) -> None:
+        """The 2.0 Manager's texts for a task re-queued when its worker signed off (§3.3)."""
+        ident = worker.identifier
+        await self._queue_requeue(task, f"Re-queued task after worker {ident} signed off",
+                                  f"Manager re-queued task after worker {ident} signed off")
+
+    async def _queue_requeue(self, task: Task, activity: str, line: str) -> None:
         await self.updates.queue_note(
             task.id, activity, log=line, task_status=statuses.CLAIMED, worker="-"
         )

@@ -19,6 +19,7 @@ from flamenco.documents import (
 from flamenco.errors import BadRequest, Forbidden, NotAuthenticated, UnknownWorker
 from flamenco.ids import is_object_id, new_object_id, normalise_object_id
 from flamenco.task_updates import TaskUpdateService
+from flamenco.timefmt import utc_now
 from flamenco.upstream import ITaskSource
 
 log = Logger()
@@ -83,7 +84,7 @@ class WorkerService:
         self.credentials = CredentialCache(clock)
 
     def now(self):
-        return self.task_updates.updates.now()
+        return utc_now(self.clock)
 
     # -- registration and authentication -------------------------------------------------------
     async def register(self, registration: WorkerRegistration, address: str, user_agent: str,
@@ -191,7 +192,10 @@ class WorkerService:
     async def sign_off(self, worker: Worker) -> None:
         """Re-queue the worker's active tasks and mark it offline (§3.3)."""
         for task in await self.store.tasks_of_worker(worker.id, statuses.ACTIVE):
-            await self.task_updates.requeue(task, worker, "worker signed off")
+            if worker.is_2x:
+                await self.task_updates.requeue(task, worker, "worker signed off")
+            else:
+                await self.task_updates.requeue_after_2_0_sign_off(task, worker)
         changes: dict = {
             "status": statuses.W_OFFLINE if worker.is_2x else statuses.W_DOWN,
             "status_requested": "",
