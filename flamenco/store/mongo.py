@@ -206,9 +206,13 @@ class MongoStore:
             return await self._find(name, {"_id": {"$in": ids}}, projection)
         found = []
         for start in range(0, len(ids), 32):
-            batch = await defer.gatherResults(
-                [defer.ensureDeferred(self._find_one(name, {"_id": doc_id}, projection))
-                 for doc_id in ids[start:start + 32]], consumeErrors=True)
+            try:
+                batch = await defer.gatherResults(
+                    [defer.ensureDeferred(self._find_one(name, {"_id": doc_id}, projection))
+                     for doc_id in ids[start:start + 32]], consumeErrors=True)
+            except defer.FirstError as error:
+                # The look-up's own error (e.g. a lost connection), so that callers see it.
+                error.subFailure.raiseException()
             found.extend(doc for doc in batch if doc is not None)
         return found
 
