@@ -24,7 +24,6 @@ from twisted.web.client import Agent, HTTPConnectionPool
 import treq
 from treq.client import HTTPClient
 
-#: Any response a Server gave us, decoded only as far as bytes.
 JSON_TYPE = "application/json"
 
 
@@ -49,6 +48,8 @@ class UpstreamError(Exception):
 
 @attrs.frozen
 class Response:
+    """Any response a Server gave us, decoded only as far as bytes."""
+
     code: int
     headers: dict[str, str]  # lower-case name -> first value
     body: bytes
