@@ -17,7 +17,7 @@ from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.timefmt import parse_rfc3339, rfc3339, rfc3339_ms
 
 #: Manager-local bookkeeping that never leaves the Manager (§2.2).
-LOCAL_TASK_FIELDS = frozenset({"worker_id", "last_worker_ping", "last_updated"})
+LOCAL_TASK_FIELDS = frozenset({"worker_id", "last_worker_ping", "last_updated", "worker_reported"})
 
 
 class InvalidDocument(ValueError):

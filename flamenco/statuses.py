@@ -28,10 +28,19 @@ def status_change_allowed(current: str | None, new: str) -> bool:
     return current != CANCEL_REQUESTED or new in ACCEPTED_AFTER_CANCEL
 
 
-def local_status_prevails(local: str | None, server: str) -> bool:
-    """On download: a locally `active` task keeps its state when the Server's copy still waits;
-    the Server has not yet received the queued assignment (§6.3 recommendation)."""
-    return local == ACTIVE and server in SCHEDULABLE
+def local_status_prevails(local: str | None, server: str, *, unacknowledged: bool = False,
+                          same_etag: bool = False) -> bool:
+    """On download: does the local status/activity/worker outlive the Server's copy?
+
+    Yes for a locally `active` task whose Server copy still waits: the Server has not yet
+    received the queued assignment (§6.3 recommendation). Yes too, whatever the statuses,
+    while updates of the task are queued (`unacknowledged`) and the Server has not changed its
+    copy (`same_etag`): that copy lags what Workers reported here, e.g. a `completed` that a
+    restart kept from the Server. A copy with a new `_etag` (re-queued or cancelled at the
+    Server) is followed."""
+    if local == ACTIVE and server in SCHEDULABLE:
+        return True
+    return local is not None and unacknowledged and same_etag
 
 
 # Worker statuses (§5.10.1).

@@ -40,6 +40,7 @@ class TaskUpdateService:
             metrics=report.metrics,
             worker_id=worker.id,
             ping=self.updates.now(),
+            from_worker=True,
         )
 
     @staticmethod

@@ -22,10 +22,12 @@ class UpdateQueue:
         return utc_now(self.clock)
 
     async def queue(self, task_id: str, *, worker_id: str | None = None,
-                    ping: datetime | None = None, **fields) -> TaskUpdate:
+                    ping: datetime | None = None, from_worker: bool = False,
+                    **fields) -> TaskUpdate:
         update = TaskUpdate(id=new_object_id(), task_id=task_id,
                             received_on_manager=self.now(), **fields)
-        await self.store.queue_update(update, worker_id=worker_id, ping=ping)
+        await self.store.queue_update(update, worker_id=worker_id, ping=ping,
+                                      from_worker=from_worker)
         return update
 
     async def queue_note(self, task_id: str, activity: str, *, log: str | None = None,

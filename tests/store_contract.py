@@ -19,6 +19,10 @@ class StoreContract:
     async def make_store(self):
         raise NotImplementedError
 
+    async def reopen(self, store):
+        """The same database through a new store object, as after a Manager restart."""
+        raise NotImplementedError
+
     async def store(self):
         store = await self.make_store()
         self.addCleanup(store.close)
@@ -231,6 +235,67 @@ class StoreContract:
                          ("active", w.id, 10, "etag-2"))
         await store.store_server_tasks([dict(doc, status="cancel-requested")], T0)
         self.assertEqual((await store.get_task(doc["_id"])).status, "cancel-requested")
+
+    @async_test
+    async def test_lagging_server_copy_does_not_undo_a_reported_result_across_a_restart(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker()
+        await store.claim_task(w, T0)
+        await store.queue_update(update(doc["_id"], task_status="completed", activity="done"),
+                                 worker_id=w.id, ping=T0, from_worker=True)
+        store = await self.reopen(store)
+        # The Server never got the `completed`: its copy still says claimed, same _etag.
+        await store.store_server_tasks([doc], T0 + timedelta(seconds=5))
+        task = await store.get_task(doc["_id"])
+        self.assertEqual((task.status, task.doc.get("activity")), ("completed", "done"))
+        self.assertIsNone(await store.claim_task(w, T0 + timedelta(seconds=6)))
+        self.assertIsNone(await store.claim_task(worker(), T0 + timedelta(seconds=6)))
+
+    @async_test
+    async def test_server_copy_with_a_new_etag_is_followed_despite_queued_updates(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker()
+        await store.claim_task(w, T0)
+        await store.queue_update(update(doc["_id"], task_status="failed"),
+                                 worker_id=w.id, ping=T0, from_worker=True)
+        await store.store_server_tasks([dict(doc, status="queued", _etag="etag-2")], T0)
+        self.assertEqual((await store.get_task(doc["_id"])).status, "queued")
+        self.assertEqual((await store.claim_task(worker(), T0)).id, doc["_id"])
+
+    @async_test
+    async def test_server_copy_is_followed_once_the_updates_are_acknowledged(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker()
+        await store.claim_task(w, T0)
+        u = update(doc["_id"], task_status="completed")
+        await store.queue_update(u, worker_id=w.id, ping=T0, from_worker=True)
+        await store.ack_updates([u.id])
+        await store.store_server_tasks([dict(doc, status="failed")], T0)
+        self.assertEqual((await store.get_task(doc["_id"])).status, "failed")
+
+    @async_test
+    async def test_claim_does_not_re_hand_a_task_the_worker_reported_on(self):
+        store = await self.store()
+        first, second = task_doc(priority=90), task_doc(priority=10)
+        await store.store_server_tasks([first, second], T0)
+        w, other = worker(), worker()
+        self.assertEqual((await store.claim_task(w, T0)).id, first["_id"])
+        # No report yet: the worker lost the answer, so it gets the same task again.
+        self.assertEqual((await store.claim_task(w, T0)).id, first["_id"])
+        await store.queue_update(update(first["_id"], activity="rendering"),
+                                 worker_id=w.id, ping=T0, from_worker=True)
+        self.assertEqual((await store.claim_task(w, T0)).id, second["_id"])
+        # A may-i-run counts as a report too.
+        await store.ping_task(second["_id"], w.id, T0)
+        self.assertIsNone(await store.claim_task(w, T0))
+        self.assertIsNone(await store.claim_task(other, T0))
+        self.assertEqual((await store.get_task(first["_id"])).status, "active")
 
     @async_test
     async def test_set_status_ping_and_worker_queries(self):

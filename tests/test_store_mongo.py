@@ -12,6 +12,13 @@ class MongoStoreContractTests(StoreContract, TestCase):
     async def make_store(self):
         return await fresh_store(self)
 
+    async def reopen(self, store):
+        # The first store stays open: the test's clean-up drops the database through it.
+        again = MongoStore(store.url)
+        await again.open()
+        self.addCleanup(again.close)
+        return again
+
 
 class MongoURLTests(TestCase):
     def test_database_name_comes_from_the_path(self):

@@ -22,6 +22,13 @@ class SQLiteStoreContractTests(StoreContract, TestCase):
         await store.open()
         return store
 
+    async def reopen(self, store):
+        await store.close()
+        again = SQLiteStore(store.path)
+        await again.open()
+        self.addCleanup(again.close)
+        return again
+
 
 class SQLiteStoreTests(TestCase):
     def path(self):

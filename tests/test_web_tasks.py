@@ -110,6 +110,22 @@ class TaskEndpointTests(TestCase):
         self.assertEqual((await farm.ask(auth)).json["_id"], first["_id"])
 
     @async_test
+    async def test_worker_that_reported_on_its_task_does_not_get_it_again(self):
+        # A Worker that finished a task but whose `completed` is still on its way (the
+        # Manager was down) asks for work: handing it the same task would run it twice.
+        first, second = task_doc(priority=90), task_doc(priority=10)
+        farm = await Farm(self).start(first, second)
+        auth = await farm.worker(generation="2.x")
+        self.assertEqual((await farm.ask(auth)).json["_id"], first["_id"])
+        await farm.update(auth, first["_id"], {"task_status": "active", "activity": "rendering"})
+        self.assertEqual((await farm.ask(auth)).json["_id"], second["_id"])
+        self.assertEqual((await farm.update(auth, first["_id"], {"task_status": "completed"})).code,
+                         204)
+        self.assertEqual((await farm.store.get_task(first["_id"])).status, "completed")
+        await farm.may_i_run(auth, second["_id"])
+        self.assertEqual((await farm.ask(auth)).code, 204)
+
+    @async_test
     async def test_pending_status_request_is_423_with_exactly_one_key(self):
         farm = await Farm(self).start(task_doc())
         auth = await farm.worker(generation="2.x")

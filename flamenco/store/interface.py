@@ -57,9 +57,10 @@ class IStore(Interface):
     def store_server_tasks(docs, now):
         """Upsert Server task documents (already validated) by `_id`.
 
-        Local bookkeeping (worker_id, last_worker_ping) is kept. A locally `active` task keeps
-        its status when the Server's copy says it is still waiting (queued, claimed-by-manager,
-        soft-failed): the Server's view lags the updates queued here. `last_updated` = now.
+        Local bookkeeping (worker_id, last_worker_ping, worker_reported) is kept. The local
+        status, activity and worker outlive the Server's copy as `statuses.local_status_prevails`
+        decides: a locally `active` task whose copy still waits, and any task with updates
+        still queued whose copy has the stored `_etag`. `last_updated` = now.
         """
 
     def get_task(task_id):
@@ -68,11 +69,14 @@ class IStore(Interface):
     def claim_task(worker, now):
         """Atomically pick a task for `worker` and bind it; fires with the Task (as bound) or None.
 
-        First a task already `active` for this worker (it lost it, §5.1 step 5), else the best
+        First a task already `active` for this worker that it has not reported on since it was
+        handed out (it lost the answer, §5.1 step 5; a task it did report on is not handed out
+        again: its result may still be on its way), else the best
         eligible one (§5.2-5.4): schedulable status, schedule type in the worker's supported
         types, every parent completed or unknown locally; ordered by job_priority desc,
         priority desc, _id asc. The chosen task becomes `active` with worker_id = worker.id,
-        last_worker_ping = now and worker = worker.identifier. No update is queued: the caller
+        last_worker_ping = now, worker = worker.identifier and worker_reported cleared. No
+        update is queued: the caller
         queues one once the Server confirmed the task (refetch)."""
 
     def set_task_status(task_id, status, only_from=None):
@@ -81,7 +85,8 @@ class IStore(Interface):
         in one of them changes. Fires True if the task was changed."""
 
     def ping_task(task_id, worker_id, now):
-        """Record a sign of life: last_worker_ping = now, worker_id = worker_id."""
+        """Record a sign of life: last_worker_ping = now, worker_id = worker_id; the worker
+        has reported on the task (worker_reported)."""
 
     def tasks_of_worker(worker_id, status):
         """Fires with the Tasks bound to the worker that have the given status."""
@@ -96,12 +101,13 @@ class IStore(Interface):
         """Delete every local task (cleanslate). Fires with the number deleted."""
 
     # -- the outgoing update queue ---------------------------------------------------------------
-    def queue_update(update, worker_id=None, ping=None):
+    def queue_update(update, worker_id=None, ping=None, from_worker=False):
         """Durably queue a `documents.TaskUpdate` and apply it to the local task in one step:
 
         status per §4.3 (kept when `cancel-requested` and the new one does not end the task),
         activity and worker when non-empty, last_updated = received_on_manager, plus worker_id
-        and last_worker_ping when given. An update for an unknown task is still queued.
+        and last_worker_ping when given; worker_reported when `from_worker` (the bound Worker
+        sent it). An update for an unknown task is still queued.
         Fires once it is on disk."""
 
     def queued_updates(limit):
@@ -118,7 +124,7 @@ class IStore(Interface):
 
 
 def task_changes_for_update(update, current_status: str, worker_id: str | None,
-                            ping: datetime | None) -> dict:
+                            ping: datetime | None, from_worker: bool = False) -> dict:
     """How queueing `update` changes the local task (§4.3), as field -> stored value (times in
     Unix seconds). Shared by the stores so the rule lives in one place."""
     changes: dict = {"last_updated": update.received_on_manager.timestamp()}
@@ -132,4 +138,6 @@ def task_changes_for_update(update, current_status: str, worker_id: str | None,
         changes["worker_id"] = worker_id
     if ping is not None:
         changes["last_worker_ping"] = ping.timestamp()
+    if from_worker:
+        changes["worker_reported"] = 1
     return changes

@@ -100,6 +100,7 @@ INDEXES = (
     (TASKS, "by_worker", [("worker_id", 1), ("status", 1)]),
     (TASKS, "by_status_ping", [("status", 1), ("last_worker_ping", 1)]),
     (QUEUE, "by_seq", [("_fm_seq", 1), ("_id", 1)]),
+    (QUEUE, "by_task", [("task_id", 1)]),
 )
 
 #: A schedule type's candidates are reloaded from the database at least this often (seconds).
@@ -350,10 +351,12 @@ class MongoStore:
         existing = {
             record["_id"]: record for record in await self._find_by_ids(TASKS, list(by_id))
         }
+        unacknowledged = set(await self._db(self._coll(QUEUE).distinct(
+            "task_id", {"task_id": {"$in": list(existing)}}))) if existing else set()
         inserts, replaces = [], []
         for task_id, doc in by_id.items():
             old = existing.get(task_id)
-            record = _task_record(doc, old, now)
+            record = _task_record(doc, old, now, task_id in unacknowledged)
             (inserts if old is None else replaces).append((old, record))
 
         touched = set()  # tasks whose completed-ness appeared or changed: recount children
@@ -377,9 +380,12 @@ class MongoStore:
         await self._recount(list(by_id), children)
         self._candidates.note(await self._find_by_ids(TASKS, list(by_id), _CANDIDATE_FIELDS))
 
+    async def _has_queued_updates(self, task_id: str) -> bool:
+        return await self._find_one(QUEUE, {"task_id": task_id}, ["_id"]) is not None
+
     async def _upsert_one(self, doc: dict, now: datetime) -> None:
         old = await self._find_one(TASKS, {"_id": doc["_id"]})
-        record = _task_record(doc, old, now)
+        record = _task_record(doc, old, now, await self._has_queued_updates(doc["_id"]))
         if old is None:
             try:
                 await self._db(self._coll(TASKS).insert_one(record))
@@ -403,7 +409,7 @@ class MongoStore:
             old = await self._find_one(TASKS, {"_id": doc["_id"]})
             if old is None:
                 return None  # erased meanwhile
-            record = _task_record(doc, old, now)
+            record = _task_record(doc, old, now, await self._has_queued_updates(doc["_id"]))
         raise StoreUnavailable(f"task {doc['_id']} keeps changing; giving up this download")
 
     async def _add_edges(self, docs, existing: dict) -> None:
@@ -464,12 +470,16 @@ class MongoStore:
         bind = {
             "status": statuses.ACTIVE, "worker_id": worker.id,
             "last_worker_ping": to_epoch(now), "worker": worker.identifier,
+            "worker_reported": 0,
         }
-        # 1. The task this worker was last bound to, if it is still active for it.
+        # 1. The task this worker was last bound to, if it is still active for it and the
+        #    worker has not reported on it since (then it lost the answer of its /task).
         pointer = await self._find_one(CLAIMS, {"_id": f"worker:{worker.id}"})
         if pointer is not None:
             record = await self._cas(
-                TASKS, pointer["task"], {"status": statuses.ACTIVE, "worker_id": worker.id},
+                TASKS, pointer["task"],
+                {"status": statuses.ACTIVE, "worker_id": worker.id,
+                 "worker_reported": {"$in": [None, 0]}},
                 {"$set": bind})
             if record is not None:
                 return _task_from_record(record)
@@ -555,7 +565,8 @@ class MongoStore:
     async def ping_task(self, task_id: str, worker_id: str, now: datetime) -> None:
         await self._db(self._coll(TASKS).update_one(
             {"_id": task_id},
-            {"$set": {"last_worker_ping": to_epoch(now), "worker_id": worker_id}}))
+            {"$set": {"last_worker_ping": to_epoch(now), "worker_id": worker_id,
+                      "worker_reported": 1}}))
 
     @_store_call
     async def tasks_of_worker(self, worker_id: str, status: str) -> list[Task]:
@@ -588,7 +599,8 @@ class MongoStore:
     # -- the outgoing update queue ---------------------------------------------------------------
     @_store_call
     async def queue_update(
-        self, update: TaskUpdate, worker_id: str | None = None, ping: datetime | None = None
+        self, update: TaskUpdate, worker_id: str | None = None, ping: datetime | None = None,
+        from_worker: bool = False,
     ) -> None:
         doc = update.to_upstream()
         doc["_fm_seq"] = update.received_on_manager.timestamp()
@@ -597,7 +609,7 @@ class MongoStore:
         # upstream and the next download refreshes the task.)
         if not update.task_status:
             # No status to decide on: one write, whatever the task's current status.
-            changes = task_changes_for_update(update, "", worker_id, ping)
+            changes = task_changes_for_update(update, "", worker_id, ping, from_worker)
             await self._db(self._coll(TASKS).update_one(
                 {"_id": update.task_id}, {"$set": changes}))
             return
@@ -605,7 +617,8 @@ class MongoStore:
             record = await self._find_one(TASKS, {"_id": update.task_id}, ["status"])
             if record is None:
                 return
-            changes = task_changes_for_update(update, record["status"], worker_id, ping)
+            changes = task_changes_for_update(update, record["status"], worker_id, ping,
+                                              from_worker)
             new_status = changes.get("status", record["status"])
             stored = await self._cas(TASKS, update.task_id, {"status": record["status"]},
                                      {"$set": changes})
@@ -716,8 +729,9 @@ def _without_helpers(doc: dict) -> dict:
     return {key: value for key, value in doc.items() if not key.startswith(HELPER_PREFIX)}
 
 
-def _task_record(doc: dict, old: dict | None, now: datetime) -> dict:
-    """The stored form of Server task `doc`, keeping the local state of `old`."""
+def _task_record(doc: dict, old: dict | None, now: datetime, unacknowledged: bool) -> dict:
+    """The stored form of Server task `doc`, keeping the local state of `old`
+    (`unacknowledged`: the task has updates queued)."""
     server_doc = {
         key: value for key, value in doc.items()
         if key not in _LOCAL_DOC_KEYS and key not in LOCAL_TASK_FIELDS
@@ -728,7 +742,8 @@ def _task_record(doc: dict, old: dict | None, now: datetime) -> dict:
     worker = doc.get("worker") or ""
     record = dict(server_doc)
     if old is not None:
-        if statuses.local_status_prevails(old["status"], status):
+        if statuses.local_status_prevails(old["status"], status, unacknowledged=unacknowledged,
+                                          same_etag=doc.get("_etag") == old.get("_etag")):
             status, activity, worker = old["status"], old.get("activity"), old.get("worker")
         activity = activity or old.get("activity") or ""
         worker = worker or old.get("worker") or ""

@@ -220,7 +220,12 @@ class SQLiteStore:
             )
             return
         local_status, local_activity, local_worker, old_doc = existing
-        if statuses.local_status_prevails(local_status, status):
+        unacknowledged = cursor.execute(
+            "SELECT 1 FROM task_updates WHERE task_id = ? LIMIT 1", (task_id,)
+        ).fetchone() is not None
+        same_etag = doc.get("_etag") == json.loads(old_doc).get("_etag")
+        if statuses.local_status_prevails(local_status, status, unacknowledged=unacknowledged,
+                                          same_etag=same_etag):
             status, activity, worker = local_status, local_activity, local_worker
         cursor.execute(
             "UPDATE tasks SET status = :status, activity = :activity, worker = :worker,"
@@ -255,7 +260,8 @@ class SQLiteStore:
     def claim_task(self, worker: Worker, now: datetime) -> Task | None:
         with self._transaction() as cursor:
             row = cursor.execute(
-                "SELECT id FROM tasks WHERE worker_id = ? AND status = 'active' ORDER BY id LIMIT 1",
+                "SELECT id FROM tasks WHERE worker_id = ? AND status = 'active'"
+                " AND worker_reported = 0 ORDER BY id LIMIT 1",
                 (worker.id,),
             ).fetchone()
             if row is None:
@@ -264,7 +270,7 @@ class SQLiteStore:
                 return None
             cursor.execute(
                 "UPDATE tasks SET status = 'active', worker_id = ?, last_worker_ping = ?,"
-                " worker = ? WHERE id = ?",
+                " worker = ?, worker_reported = 0 WHERE id = ?",
                 (worker.id, now.timestamp(), worker.identifier, row[0]),
             )
             found = cursor.execute(
@@ -307,7 +313,8 @@ class SQLiteStore:
     def ping_task(self, task_id: str, worker_id: str, now: datetime) -> None:
         with self._transaction() as cursor:
             cursor.execute(
-                "UPDATE tasks SET last_worker_ping = ?, worker_id = ? WHERE id = ?",
+                "UPDATE tasks SET last_worker_ping = ?, worker_id = ?, worker_reported = 1"
+                " WHERE id = ?",
                 (now.timestamp(), worker_id, task_id),
             )
 
@@ -342,7 +349,8 @@ class SQLiteStore:
     # -- the outgoing update queue ---------------------------------------------------------------
     @_deferred
     def queue_update(
-        self, update: TaskUpdate, worker_id: str | None = None, ping: datetime | None = None
+        self, update: TaskUpdate, worker_id: str | None = None, ping: datetime | None = None,
+        from_worker: bool = False,
     ) -> None:
         with self._transaction() as cursor:
             cursor.execute(
@@ -355,7 +363,7 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 return
-            changes = task_changes_for_update(update, row[0], worker_id, ping)
+            changes = task_changes_for_update(update, row[0], worker_id, ping, from_worker)
             assignments = ", ".join(f"{column} = :{column}" for column in changes)
             cursor.execute(
                 f"UPDATE tasks SET {assignments} WHERE id = :task_id",
