@@ -15,7 +15,10 @@ in another tiny child process that returns a fixed task document; ratio = assign
 by the bare requests/s (one assignment costs two requests, so 0.5 is the ideal).
 
     .venv/bin/python bench/assign.py [--sizes 1000,10000,100000] [--workers 16] [--seconds 10]
-                                     [--store mongodb://host:port/db]
+                                     [--store mongodb://host:port/db] [--sync full,normal]
+
+`--sync` runs each size once per `database_sync` setting of the embedded store (default: full
+only), which shows what syncing every group commit to disk costs.
 """
 
 from __future__ import annotations
@@ -153,11 +156,11 @@ async def close_all(workers) -> None:
 
 
 async def bench_manager(database_url: str, size: int, workers_count: int, seconds: float,
-                        workdir: str) -> dict:
+                        workdir: str, sync: str) -> dict:
     docs = make_tasks(size)
     load_seconds = await fill_store(database_url, docs)
-    manager = ManagerProcess({"database_url": database_url}, workdir, verbose=False,
-                             start_timeout=60)
+    manager = ManagerProcess({"database_url": database_url, "database_sync": sync}, workdir,
+                             verbose=False, start_timeout=60)
     await manager.start()
     try:
         workers = await registered_workers(manager.url, workers_count)
@@ -168,7 +171,7 @@ async def bench_manager(database_url: str, size: int, workers_count: int, second
     finally:
         await manager.stop()
     return {"size": size, "assignments": assignments, "requests": requests,
-            "seconds": elapsed, "load_seconds": load_seconds}
+            "seconds": elapsed, "load_seconds": load_seconds, "sync": sync}
 
 
 # -- the bare Klein ceiling ---------------------------------------------------------------------
@@ -230,12 +233,13 @@ async def bench_bare_klein(workers_count: int, seconds: float) -> tuple[int, flo
 # -- main ---------------------------------------------------------------------------------------
 
 def print_table(store_name: str, rows: list[dict], bare_rate: float) -> None:
-    header = ("store", "queued tasks", "assignments", "seconds", "assignments/s",
+    header = ("store", "sync", "queued tasks", "assignments", "seconds", "assignments/s",
               "bare-Klein req/s", "ratio")
     lines = [header]
     for row in rows:
         rate = row["assignments"] / row["seconds"]
-        lines.append((store_name, f"{row['size']:,}", f"{row['assignments']:,}",
+        sync = "j:true" if store_name == "mongodb" else row["sync"]
+        lines.append((store_name, sync, f"{row['size']:,}", f"{row['assignments']:,}",
                       f"{row['seconds']:.1f}", f"{rate:,.0f}", f"{bare_rate:,.0f}",
                       f"{rate / bare_rate:.2f}"))
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
@@ -254,19 +258,21 @@ async def run(options) -> None:
         bare_rate = answered / elapsed
         print(f"bare Klein: {answered:,} requests in {elapsed:.1f} s", file=sys.stderr)
         rows = []
+        syncs = ["full"] if options.store else options.sync.split(",")
         for size in sizes:
-            workdir = os.path.join(scratch, f"size-{size}")
-            os.makedirs(workdir)
-            if options.store:
-                database_url = options.store
-            else:
-                database_url = "sqlite:" + os.path.join(workdir, "flamenco-manager.sqlite")
-            row = await bench_manager(database_url, size, options.workers, options.seconds,
-                                      workdir)
-            print(f"{size:,} tasks: loaded in {row['load_seconds']:.1f} s, "
-                  f"{row['assignments']:,} assignments, {row['requests']:,} requests "
-                  f"in {row['seconds']:.1f} s", file=sys.stderr)
-            rows.append(row)
+            for sync in syncs:
+                workdir = os.path.join(scratch, f"size-{size}-{sync}")
+                os.makedirs(workdir)
+                if options.store:
+                    database_url = options.store
+                else:
+                    database_url = "sqlite:" + os.path.join(workdir, "flamenco-manager.sqlite")
+                row = await bench_manager(database_url, size, options.workers, options.seconds,
+                                          workdir, sync)
+                print(f"{size:,} tasks ({sync}): loaded in {row['load_seconds']:.1f} s, "
+                      f"{row['assignments']:,} assignments, {row['requests']:,} requests "
+                      f"in {row['seconds']:.1f} s", file=sys.stderr)
+                rows.append(row)
         store_name = "mongodb" if options.store.startswith("mongodb://") else "sqlite"
         print()
         print(f"{options.workers} concurrent workers; one assignment = POST /task + one update "
@@ -283,6 +289,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--store", default="",
                         help="mongodb://host:port/db (default: a fresh SQLite file per size)")
+    parser.add_argument("--sync", default="full",
+                        help="database_sync settings to compare, e.g. full,normal (SQLite only)")
     parser.add_argument("--serve-bare-klein", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.serve_bare_klein:

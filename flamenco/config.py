@@ -37,6 +37,11 @@ def _boolean(instance, attribute, value):
         raise ConfigError(f"{attribute.name}: expected true or false, not {value!r}")
 
 
+def _sync_mode(instance, attribute, value):
+    if value not in ("full", "normal"):
+        raise ConfigError(f"{attribute.name}: expected full or normal, not {value!r}")
+
+
 @attrs.frozen
 class ListenAddress:
     host: str
@@ -61,6 +66,9 @@ class ListenAddress:
 @attrs.frozen
 class Config:
     database_url: str = ""
+    #: Embedded store only: `full` syncs every (group) commit to disk, so an accepted update
+    #: survives a power cut; `normal` survives a crash of the Manager but not of the machine.
+    database_sync: str = attrs.field(default="full", validator=_sync_mode)
     listen: ListenAddress = ListenAddress("::", 8083)
     own_url: str = ""
     flamenco: str = ""

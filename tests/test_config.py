@@ -23,6 +23,13 @@ class ConfigTests(TestCase):
         self.assertEqual(config.store_location, ("sqlite", "flamenco-manager.sqlite"))
         self.assertFalse(config.has_upstream)
 
+    def test_database_sync_is_full_unless_set_to_normal(self):
+        self.assertEqual(parse_config({})[0].database_sync, "full")
+        self.assertEqual(parse_config({"database_sync": "normal"})[0].database_sync, "normal")
+        with self.assertRaises(ConfigError) as caught:
+            parse_config({"database_sync": "off"})
+        self.assertEqual(str(caught.exception), "database_sync: expected full or normal, not 'off'")
+
     def test_listen_forms(self):
         self.assertEqual(ListenAddress.parse("[::0]:8083"), ListenAddress("::0", 8083))
         self.assertEqual(ListenAddress.parse(":8083"), ListenAddress("::", 8083))

@@ -11,6 +11,8 @@ from twisted.trial.unittest import TestCase
 from flamenco import statuses
 from flamenco.store.interface import StoreUnavailable
 from flamenco.store.sqlite import SQLiteStore, schema_scripts
+from flamenco.documents import TaskUpdate
+from flamenco.ids import new_object_id
 from tests.factories import T0, task_doc, update, worker
 from tests.store_contract import StoreContract
 from tests.util import async_test
@@ -81,6 +83,45 @@ class SQLiteStoreTests(TestCase):
         failure = self.failureResultOf(store.count_tasks(), StoreUnavailable)
         self.assertIn("not open", str(failure.value))
 
+    @async_test
+    async def test_writes_of_one_reactor_iteration_share_one_commit(self):
+        path = self.path()
+        store = SQLiteStore(path)
+        await store.open()
+        self.addCleanup(store.close)
+        other = sqlite3.connect(path)
+        self.addCleanup(other.close)
+        updates = [update("5a1f0e229f1b2c0d4e5f6a73", activity=f"step {n}") for n in range(3)]
+        pending = [store.queue_update(u) for u in updates]
+        # Not yet committed: no answer yet, and another connection sees nothing.
+        self.assertEqual([d.called for d in pending], [False] * 3)
+        self.assertEqual(other.execute("SELECT count(*) FROM task_updates").fetchone()[0], 0)
+        await defer.gatherResults(pending)
+        self.assertEqual(other.execute("SELECT count(*) FROM task_updates").fetchone()[0], 3)
+        self.assertEqual(store._db.execute("PRAGMA synchronous").fetchone()[0], 2)  # FULL
+
+    @async_test
+    async def test_a_failed_write_in_a_batch_leaves_the_others(self):
+        store = SQLiteStore(self.path())
+        await store.open()
+        self.addCleanup(store.close)
+        first = store.queue_update(update("5a1f0e229f1b2c0d4e5f6a73"))
+        duplicate = TaskUpdate(id=new_object_id(), task_id="5a1f0e229f1b2c0d4e5f6a74",
+                               received_on_manager=T0)
+        second = store.queue_update(duplicate)
+        again = store.queue_update(duplicate)  # same _id: refused, the rest of the batch stays
+        await defer.gatherResults([first, second])
+        self.failureResultOf(again, StoreUnavailable)
+        self.assertEqual(await store.count_queued_updates(), 2)
+
+    @async_test
+    async def test_normal_sync_commits_each_write_at_once(self):
+        store = SQLiteStore(self.path(), sync="normal")
+        await store.open()
+        self.addCleanup(store.close)
+        self.assertTrue(store.queue_update(update("5a1f0e229f1b2c0d4e5f6a73")).called)
+        self.assertEqual(store._db.execute("PRAGMA synchronous").fetchone()[0], 1)  # NORMAL
+
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(
         st.tuples(st.integers(0, 3), st.integers(0, 3), st.sampled_from(["sleep", "render"]),
@@ -88,11 +129,12 @@ class SQLiteStoreTests(TestCase):
         max_size=12,
     ))
     def test_claims_follow_protocol_order(self, rows):
-        # SQLite's Deferreds have fired on return, so hypothesis can drive them synchronously.
+        # Without group commit SQLite's Deferreds have fired on return, so hypothesis can
+        # drive them synchronously.
         self.successResultOf(defer.ensureDeferred(self._claim_order(rows)))
 
     async def _claim_order(self, rows):
-        store = SQLiteStore(":memory:")
+        store = SQLiteStore(":memory:", sync="normal")
         await store.open()
         docs = [task_doc(job_priority=jp, priority=p, job_type=kind, status=status)
                 for jp, p, kind, status in rows]

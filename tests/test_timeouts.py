@@ -15,7 +15,8 @@ from tests.util import async_test
 class TimeoutCheckerTests(TestCase):
     async def checker(self, *, holder="manager-a", store=None):
         if store is None:
-            store = SQLiteStore(self.mktemp() + ".sqlite")
+            # Commits at once (no group commit on the reactor), as the Clock-driven steps expect.
+            store = SQLiteStore(self.mktemp() + ".sqlite", sync="normal")
             await store.open()
             self.addCleanup(store.close)
         clock = Clock()

@@ -9,7 +9,7 @@ def store_for(config) -> IStore:
     if kind == "sqlite":
         from flamenco.store.sqlite import SQLiteStore
 
-        return SQLiteStore(location)
+        return SQLiteStore(location, sync=config.database_sync)
     from flamenco.store.mongo import MongoStore
 
     return MongoStore(location)
