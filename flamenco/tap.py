@@ -16,7 +16,7 @@ from twisted.web.server import Site
 
 import flamenco
 from flamenco.config import Config, ConfigError, load_config
-from flamenco import logs
+from flamenco import logs, resolver
 from flamenco.manager import build_manager
 from flamenco.store import store_for
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
@@ -132,6 +132,8 @@ def makeService(options: Options) -> IService:
         return MaintenanceService(store, job, reactor)
     if not config.tls:
         log.warn("no tlskey/tlscert configured: serving plain HTTP")
+    # The Server link and the database connect without waiting behind bcrypt jobs.
+    resolver.install(reactor)
     manager = build_manager(config, store, reactor,
                             lease_holder=f"{socket.gethostname()}:{config.listen.port}")
     site = Site(manager.resource)
