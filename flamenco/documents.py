@@ -87,6 +87,8 @@ class Task:
     worker_id: str | None = None
     last_worker_ping: datetime | None = None
     last_updated: datetime | None = None
+    #: The bound Worker reported on the task (an update or a may-i-run) since it was handed out.
+    worker_reported: bool = False
 
     @property
     def id(self) -> str:

@@ -298,6 +298,20 @@ class StoreContract:
         self.assertEqual((await store.get_task(first["_id"])).status, "active")
 
     @async_test
+    async def test_claim_re_hands_only_tasks_handed_out_since_resume_since(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker()
+        self.assertEqual((await store.claim_task(w, T0)).id, doc["_id"])
+        self.assertFalse((await store.get_task(doc["_id"])).worker_reported)
+        later = T0 + timedelta(seconds=30)  # e.g. the Manager restarted
+        self.assertIsNone(await store.claim_task(w, later, resume_since=later))
+        self.assertEqual((await store.claim_task(w, later, resume_since=T0)).id, doc["_id"])
+        await store.ping_task(doc["_id"], w.id, later)
+        self.assertTrue((await store.get_task(doc["_id"])).worker_reported)
+
+    @async_test
     async def test_set_status_ping_and_worker_queries(self):
         store = await self.store()
         a, b = task_doc(), task_doc()

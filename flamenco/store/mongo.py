@@ -466,16 +466,21 @@ class MongoStore:
         return None if record is None else _task_from_record(record)
 
     @_store_call
-    async def claim_task(self, worker: Worker, now: datetime) -> Task | None:
+    async def claim_task(self, worker: Worker, now: datetime,
+                         resume_since: datetime | None = None) -> Task | None:
         bind = {
             "status": statuses.ACTIVE, "worker_id": worker.id,
             "last_worker_ping": to_epoch(now), "worker": worker.identifier,
             "worker_reported": 0,
         }
-        # 1. The task this worker was last bound to, if it is still active for it and the
-        #    worker has not reported on it since (then it lost the answer of its /task).
+        # 1. The task this worker was last bound to, if it is still active for it, the worker
+        #    has not reported on it since (then it lost the answer of its /task) and it was
+        #    handed out since `resume_since`.
         pointer = await self._find_one(CLAIMS, {"_id": f"worker:{worker.id}"})
-        if pointer is not None:
+        resumable = None if pointer is None else await self._find_one(
+            TASKS, {"_id": pointer["task"]}, ["last_worker_ping"])
+        if resumable is not None and (resume_since is None or (
+                resumable.get("last_worker_ping") or 0) >= to_epoch(resume_since)):
             record = await self._cas(
                 TASKS, pointer["task"],
                 {"status": statuses.ACTIVE, "worker_id": worker.id,
@@ -777,6 +782,7 @@ def _task_from_record(record: dict) -> Task:
         worker_id=record.get("worker_id"),
         last_worker_ping=from_epoch(record.get("last_worker_ping")),
         last_updated=from_epoch(record.get("last_updated")),
+        worker_reported=bool(record.get("worker_reported")),
     )
 
 
