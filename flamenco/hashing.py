@@ -6,7 +6,8 @@ uses it (name resolution of the Server link, for one), and requests whose Worker
 after their 3 s timeout are still hashed. Here:
 - the jobs run on `threads` threads of their own (`concurrent.futures`, so an idle pool never
   holds the process open at exit), and the queue is held on the reactor thread;
-- a job whose `wanted()` says False when its turn comes (the Worker hung up) is not run;
+- a job whose Deferred was cancelled before its turn is not run (Klein cancels a handler's
+  Deferred when its client hangs up, which reaches the `submit` Deferred it awaits);
 - a job that would finish later than `budget` seconds from now, judging by the measured
   time per job, is refused at once with `Overloaded` (503 + `Retry-After`);
 - checks of known Workers' secrets (`urgent`) go before the hashing of new registrations,
@@ -56,8 +57,7 @@ class HashingPool:
     def queued(self) -> int:
         return len(self._urgent) + len(self._later)
 
-    def submit(self, function: Callable, *args, urgent: bool = False,
-               wanted: Callable[[], bool] = lambda: True) -> defer.Deferred:
+    def submit(self, function: Callable, *args, urgent: bool = False) -> defer.Deferred:
         """A Deferred for `function(*args)` run on the pool, or Overloaded raised at once."""
         ahead = self.running + len(self._urgent) + (0 if urgent else len(self._later))
         wait = (ahead // self.threads + 1) * self.seconds_per_job
@@ -65,16 +65,15 @@ class HashingPool:
             raise Overloaded("too many secrets to check right now, try again later",
                              max(1, math.ceil(wait - self.budget)))
         done: defer.Deferred = defer.Deferred()
-        (self._urgent if urgent else self._later).append((function, args, wanted, done))
+        (self._urgent if urgent else self._later).append((function, args, done))
         self._dispatch()
         return done
 
     def _dispatch(self) -> None:
         while self.running < self.threads and (self._urgent or self._later):
-            function, args, wanted, done = (self._urgent or self._later).popleft()
-            if not wanted():
+            function, args, done = (self._urgent or self._later).popleft()
+            if done.called:  # cancelled: its request is gone
                 self.skipped += 1
-                done.errback(Overloaded("the request was abandoned before its turn", 1))
                 continue
             self.running += 1
             self.started += 1
@@ -84,14 +83,19 @@ class HashingPool:
 
     def _finished(self, future, done: defer.Deferred) -> None:
         self.running -= 1
-        try:
+        if future.cancelled():  # the pool was stopped
+            return
+        error = future.exception()
+        if error is None:
             result, seconds = future.result()
-        except Exception:
-            done.errback()
-        else:
             self.seconds_per_job = 0.8 * self.seconds_per_job + 0.2 * seconds
-            done.callback(result)
         self._dispatch()
+        if done.called:  # cancelled while it ran
+            return
+        if error is None:
+            done.callback(result)
+        else:
+            done.errback(error)
 
     def stop(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

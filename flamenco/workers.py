@@ -6,8 +6,6 @@ import hashlib
 import hmac
 import os
 
-from typing import Callable
-
 import attrs
 import jwt
 from twisted.logger import Logger
@@ -75,10 +73,6 @@ class CredentialCache:
         self._entries.pop(worker_id, None)
 
 
-def _always() -> bool:
-    return True
-
-
 class WorkerService:
     """`registration` is open, secret or approve (config `worker_registration`)."""
 
@@ -101,10 +95,10 @@ class WorkerService:
 
     # -- registration and authentication -------------------------------------------------------
     async def register(self, registration: WorkerRegistration, address: str, user_agent: str,
-                       bearer_token: str | None, wanted: Callable[[], bool] = _always) -> Worker:
+                       bearer_token: str | None) -> Worker:
         self._check_registration_token(bearer_token)
         secret_hash = await self.hashing.submit(
-            hash_secret, registration.secret.encode("utf-8"), self.bcrypt_rounds, wanted=wanted)
+            hash_secret, registration.secret.encode("utf-8"), self.bcrypt_rounds)
         generation = registration.generation
         if looks_like_2x(user_agent):
             generation = GENERATION_2_X
@@ -140,8 +134,7 @@ class WorkerService:
         except jwt.PyJWTError as error:
             raise Forbidden("Invalid Bearer token for registration", str(error)) from None
 
-    async def authenticate(self, worker_id: str, secret: str, address: str = "",
-                           wanted: Callable[[], bool] = _always) -> Worker:
+    async def authenticate(self, worker_id: str, secret: str, address: str = "") -> Worker:
         """The Worker these credentials prove, from the cache when it can (no bcrypt).
 
         Otherwise an address with too many recent failures gets TooManyFailures (429), and
@@ -158,7 +151,7 @@ class WorkerService:
             raise NotAuthenticated("unknown worker" if is_object_id(worker_id)
                                    else "worker ID in the credentials is not an ObjectId")
         matches = await self.hashing.submit(check_secret, secret_bytes, worker.secret_hash,
-                                            urgent=True, wanted=wanted)
+                                            urgent=True)
         if not matches:
             self.limiter.failed(address)
             raise NotAuthenticated("wrong secret for this worker")

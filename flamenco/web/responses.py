@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 
+from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -101,6 +102,8 @@ def endpoint(handler=None, *, when_store_unavailable=None):
                 return when_store_unavailable(request)
             log.warn("database unavailable: {error}", error=error)
             return json_error(request, 503, "database unavailable, try again later", str(error))
+        except CancelledError:
+            raise  # the client hung up; Klein has nobody to answer
         except Exception:
             log.failure("unexpected error handling {method} {path}",
                         method=request.method, path=request.path)

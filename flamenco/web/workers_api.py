@@ -43,13 +43,6 @@ def _task_id(raw: str) -> str:
     return normalise_object_id(raw)
 
 
-def _still_wanted(request: IRequest):
-    """A callable telling whether the client still waits for the answer (not hung up)."""
-    gone: list[bool] = []
-    request.notifyFinish().addErrback(lambda failure: gone.append(True))
-    return lambda: not gone
-
-
 def _from_loopback(request: IRequest) -> bool:
     try:
         return ip_address(_peer_host(request)).is_loopback
@@ -69,8 +62,7 @@ class WorkerAPI:
         username = request.getUser().decode("utf-8", "replace")
         password = request.getPassword().decode("utf-8", "replace")
         workers = self.manager.workers
-        worker = await workers.authenticate(username, password, _peer_host(request),
-                                            _still_wanted(request))
+        worker = await workers.authenticate(username, password, _peer_host(request))
         if seen:
             worker = await workers.seen(worker, _peer_host(request), _user_agent(request), wake)
         return worker
@@ -108,7 +100,7 @@ class WorkerAPI:
         authorization = (request.getHeader(b"authorization") or b"").decode("latin-1")
         token = authorization[7:].strip() if authorization.startswith("Bearer ") else None
         worker = await self.manager.workers.register(
-            registration, _peer_host(request), _user_agent(request), token, _still_wanted(request)
+            registration, _peer_host(request), _user_agent(request), token
         )
         return json_response(request, worker.to_json())
 
