@@ -58,14 +58,16 @@ class WorkerAPI:
         self.max_body = manager.config.max_request_body_bytes
 
     # -- helpers -------------------------------------------------------------------------------
-    async def _worker(self, request: IRequest, *, seen: bool = True, wake: bool = False):
+    async def _worker(self, request: IRequest):
+        """The authenticated Worker; nothing is written (a refused request changes nothing)."""
         username = request.getUser().decode("utf-8", "replace")
         password = request.getPassword().decode("utf-8", "replace")
-        workers = self.manager.workers
-        worker = await workers.authenticate(username, password, _peer_host(request))
-        if seen:
-            worker = await workers.seen(worker, _peer_host(request), _user_agent(request), wake)
-        return worker
+        return await self.manager.workers.authenticate(username, password, _peer_host(request))
+
+    async def _seen(self, request: IRequest, worker, wake: bool = False):
+        """Record the sign of life, once the request is known to be acceptable."""
+        return await self.manager.workers.seen(worker, _peer_host(request),
+                                               _user_agent(request), wake)
 
     def _json_body(self, request: IRequest, what: str) -> dict:
         return decode_json_object(read_body(request, self.max_body), what)
@@ -107,7 +109,7 @@ class WorkerAPI:
     @app.route("/sign-on", methods=["POST"])
     @endpoint
     async def sign_on(self, request):
-        worker = await self._worker(request, seen=False)
+        worker = await self._worker(request)
         body = read_body(request, self.max_body)
         sign_on = WorkerSignOn.from_json(decode_json_object(body, "sign-on") if body.strip() else {})
         await self.manager.workers.sign_on(worker, sign_on, _peer_host(request), _user_agent(request))
@@ -116,7 +118,7 @@ class WorkerAPI:
     @app.route("/sign-off", methods=["POST"])
     @endpoint
     async def sign_off(self, request):
-        worker = await self._worker(request, seen=False)
+        worker = await self._worker(request)
         await self.manager.workers.sign_off(worker)
         return no_content(request)
 
@@ -124,7 +126,7 @@ class WorkerAPI:
     @app.route("/task", methods=["POST", "GET"])
     @endpoint
     async def task(self, request):
-        worker = await self._worker(request, wake=True)
+        worker = await self._seen(request, await self._worker(request), wake=True)
         doc = await self.manager.scheduler.assign(worker)
         if doc is None:
             return no_content(request)
@@ -137,6 +139,7 @@ class WorkerAPI:
         task_id = _task_id(raw_id)
         report = WorkerTaskUpdate.from_json(self._json_body(request, "task update"))
         await self.manager.task_updates.accept_update(worker, task_id, report)
+        await self._seen(request, worker)
         return no_content(request)
 
     @app.route("/tasks/<raw_id>/return", methods=["POST"])
@@ -144,13 +147,16 @@ class WorkerAPI:
     async def task_return(self, request, raw_id):
         worker = await self._worker(request)
         await self.manager.task_updates.return_task(worker, _task_id(raw_id))
+        await self._seen(request, worker)
         return no_content(request)
 
     @app.route("/may-i-run/<raw_id>", methods=["GET"])
     @endpoint(when_store_unavailable=_may_keep_running_by_default)
     async def may_i_run(self, request, raw_id):
-        worker = await self._worker(request, wake=True)
-        may, reason = await self.manager.task_updates.may_keep_running(worker, _task_id(raw_id))
+        worker = await self._worker(request)
+        task_id = _task_id(raw_id)
+        worker = await self._seen(request, worker, wake=True)
+        may, reason = await self.manager.task_updates.may_keep_running(worker, task_id)
         answer: dict = {"may_keep_running": may}
         if not may:
             answer["reason"] = reason
@@ -162,7 +168,7 @@ class WorkerAPI:
     @app.route("/output-produced", methods=["POST"])
     @endpoint
     async def output_produced(self, request):
-        worker = await self._worker(request, seen=False)
+        worker = await self._worker(request)
         paths = parse_output_produced(self._json_body(request, "output-produced"))
         self.manager.note_output(worker, paths)
         return no_content(request)
@@ -171,7 +177,7 @@ class WorkerAPI:
     @app.route("/status-change", methods=["GET"])
     @endpoint
     async def status_change(self, request):
-        worker = await self._worker(request)
+        worker = await self._seen(request, await self._worker(request))
         if not worker.status_requested:
             return no_content(request)
         return json_response(request, {"status_requested": worker.status_requested})
@@ -179,7 +185,7 @@ class WorkerAPI:
     @app.route("/ack-status-change/<status>", methods=["POST"])
     @endpoint
     async def ack_status_change(self, request, status):
-        worker = await self._worker(request, seen=False)
+        worker = await self._worker(request)
         await self.manager.workers.acknowledge_status(worker, status)
         return no_content(request)
 
