@@ -52,6 +52,8 @@ def _from_loopback(request: IRequest) -> bool:
 
 class WorkerAPI:
     app = Klein()
+    # Werkzeug would answer a path with `//` in it (`/tasks/..%2f/update`) with a 308 redirect.
+    app.url_map.merge_slashes = False
 
     def __init__(self, manager):
         self.manager = manager
@@ -198,7 +200,8 @@ class WorkerAPI:
     @endpoint
     async def worker_action(self, request, worker_id):
         self._require_loopback(request)
-        args = {key.decode(): values[-1].decode() for key, values in request.args.items()}
+        args = {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
+                for key, values in request.args.items()}
         action = args.get("action", "")
         lazy = args.get("lazy", "").lower() == "true"
         workers = self.manager.workers
