@@ -31,8 +31,9 @@ FIELDS = [
     "task_status", "activity", "task_progress_percentage", "current_command_idx",
     "command_progress_percentage", "log", "metrics", "paths", "timing",
 ]
-# Surrogates included: json.dumps writes them as \ud800 escapes.
-any_text = st.text(st.characters(codec=None, categories=None), max_size=12)
+# Lone surrogates included (json.dumps writes them as \ud800 escapes), and made frequent.
+any_text = st.text(st.characters(codec=None, exclude_categories=())
+                   | st.sampled_from(["\ud800", "\udfff", "\x00", "\u00e9"]), max_size=12)
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(-2, 200)
            | st.floats() | any_text | st.sampled_from(["active", "completed", "linux", "sleep"]))
 values = st.recursive(
@@ -42,6 +43,11 @@ values = st.recursive(
     max_leaves=16,
 )
 objects = st.dictionaries(st.sampled_from(FIELDS), values, max_size=6)
+registrations = st.fixed_dictionaries(
+    {"secret": any_text, "platform": any_text, "nickname": any_text},
+    optional={"supported_task_types": st.lists(any_text, max_size=3) | values,
+              "supported_job_types": st.lists(any_text, max_size=3) | values},
+)
 
 
 def _deep(depth: int) -> bytes:
@@ -50,6 +56,7 @@ def _deep(depth: int) -> bytes:
 
 bodies = st.one_of(
     objects.map(lambda doc: json.dumps(doc).encode()),
+    registrations.map(lambda doc: json.dumps(doc).encode()),
     values.map(lambda value: json.dumps(value).encode()),
     st.binary(max_size=48),
     st.integers(0, 3000).map(_deep),
