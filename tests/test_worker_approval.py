@@ -64,3 +64,14 @@ class ApprovalTests(TestCase):
         self.assertEqual(wrong.code, 400)
         self.assertIn("approve", wrong.json["error"])
         self.assertFalse((await m.store.get_worker(worker.worker_id)).approved)
+
+    @async_test
+    async def test_approval_as_a_form_encoded_body(self):
+        m, _ = await self.farm(worker_registration="approve")
+        worker = self.worker(m, GENERATION_2_0)
+        await worker.register()
+        response = await m.request("POST", f"/worker-action/{worker.worker_id}",
+                                   body=b"action=approve", headers={
+                                       b"Content-Type": b"application/x-www-form-urlencoded"})
+        self.assertEqual(response.code, 204)
+        self.assertTrue((await m.store.get_worker(worker.worker_id)).approved)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import ip_address
+from urllib.parse import parse_qs
 
 from klein import Klein
 from twisted.web.iweb import IRequest
@@ -196,12 +197,20 @@ class WorkerAPI:
         if not _from_loopback(request):
             raise Forbidden("operator endpoints are only served to the Manager's own machine")
 
+    def _operator_args(self, request: IRequest) -> dict[str, str]:
+        """Query arguments, and those of a form-encoded body (WorkerRequest leaves bodies alone)."""
+        raw = dict(request.args)
+        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
+        if content_type.lower() == b"application/x-www-form-urlencoded":
+            raw.update(parse_qs(read_body(request, self.max_body), keep_blank_values=True))
+        return {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
+                for key, values in raw.items()}
+
     @app.route("/worker-action/<worker_id>", methods=["POST"])
     @endpoint
     async def worker_action(self, request, worker_id):
         self._require_loopback(request)
-        args = {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
-                for key, values in request.args.items()}
+        args = self._operator_args(request)
         action = args.get("action", "")
         lazy = args.get("lazy", "").lower() == "true"
         workers = self.manager.workers
