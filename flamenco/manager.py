@@ -98,19 +98,18 @@ class HashingService(Service):
 
 
 def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
-                  bcrypt_rounds: int | None = None, lease_holder: str | None = None,
-                  reactor=None) -> Manager:
+                  bcrypt_rounds: int | None = None, lease_holder: str | None = None) -> Manager:
     """Everything but the listening port; start `manager.services` to run the timers.
 
+    The bcrypt pool hands its results to the real reactor even when `clock` is a test's Clock.
     `lease_holder` names this Manager in the store's leases; keep it the same across restarts
     (the twistd plugin uses host name and port) so a restarted Manager takes its leases back
     at once instead of waiting for them to expire.
     """
-    if clock is None or reactor is None:
-        from twisted.internet import reactor as default_reactor
+    from twisted.internet import reactor
 
-        clock = clock or default_reactor
-        reactor = reactor or default_reactor
+    if clock is None:
+        clock = reactor
     lease_holder = lease_holder or new_object_id()
     services = MultiService()
     StoreService(store, clock).setServiceParent(services)

@@ -40,7 +40,7 @@ def looks_like_2x(user_agent: str) -> bool:
 class CredentialCache:
     """Remembers, per worker, a keyed digest of a secret that bcrypt verified recently.
 
-    bcrypt at cost 10 takes about 0.1 s; a worker authenticates every few seconds.
+    bcrypt at cost 10 takes about 50 ms; a worker authenticates every few seconds.
     The key is random per process, so the cache is useless outside it.
     """
 
