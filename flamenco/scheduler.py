@@ -28,7 +28,11 @@ class Scheduler:
         self.started = updates.now()
 
     async def assign(self, worker: Worker) -> dict | None:
-        """Bind the best task to `worker`; the document to send it, or None for "nothing now"."""
+        """Bind the best task to `worker`; the document to send it, or None for "nothing now".
+
+        A Worker waiting for approval is told "nothing now", so that it keeps polling."""
+        if not worker.approved:
+            return None
         if worker.status_requested:
             raise StatusChangePending(worker.status_requested)
         if not worker.supported_types:

@@ -12,7 +12,6 @@ from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
-from twisted.web.server import Site
 
 import flamenco
 from flamenco.config import Config, ConfigError, load_config
@@ -20,6 +19,7 @@ from flamenco import logs, resolver
 from flamenco.manager import build_manager
 from flamenco.store import store_for
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
+from flamenco.web.site import worker_site
 
 log = Logger()
 
@@ -136,8 +136,7 @@ def makeService(options: Options) -> IService:
     resolver.install(reactor)
     manager = build_manager(config, store, reactor,
                             lease_holder=f"{socket.gethostname()}:{config.listen.port}")
-    site = Site(manager.resource)
-    site.displayTracebacks = False
+    site = worker_site(manager.resource)
     web = StreamServerEndpointService(serverFromString(reactor, listen_description(config)), site)
     web._raiseSynchronously = True
     web.setServiceParent(manager.services)

@@ -80,6 +80,17 @@ class StoreContract:
         self.assertEqual(await store.count_workers(), 1)
         self.assertEqual([x.id for x in await store.list_workers()], [w.id])
 
+    @async_test
+    async def test_worker_approval_is_stored_and_can_be_granted(self):
+        store = await self.store()
+        waiting, known = worker(approved=False), worker()
+        await store.add_worker(waiting)
+        await store.add_worker(known)
+        self.assertEqual([(await store.get_worker(w.id)).approved for w in (waiting, known)],
+                         [False, True])
+        self.assertTrue(await store.update_worker(waiting.id, approved=True))
+        self.assertTrue((await store.get_worker(waiting.id)).approved)
+
     # -- tasks ---------------------------------------------------------------------------------
     @async_test
     async def test_server_task_round_trip_keeps_every_field(self):

@@ -84,6 +84,7 @@ _LOCAL_DOC_KEYS = ("status", "activity", "worker")
 _WORKER_FIELDS = (
     "nickname", "address", "platform", "supported_types", "generation", "status",
     "status_requested", "lazy_status_request", "current_task", "last_activity", "software",
+    "approved",
 )
 _SCHEDULE_SORT = [
     ("_fm_job_priority", -1), ("_fm_priority", -1), ("_id", 1),
@@ -792,8 +793,9 @@ def _worker_doc(fields: dict) -> dict:
         doc["supported_types"] = list(doc["supported_types"])
     if "last_activity" in doc:
         doc["last_activity"] = to_epoch(doc["last_activity"])
-    if "lazy_status_request" in doc:
-        doc["lazy_status_request"] = bool(doc["lazy_status_request"])
+    for flag in ("lazy_status_request", "approved"):
+        if flag in doc:
+            doc[flag] = bool(doc[flag])
     return doc
 
 
@@ -802,4 +804,5 @@ def _worker_from_doc(doc: dict) -> Worker:
     fields["supported_types"] = tuple(fields.get("supported_types") or ())
     fields["last_activity"] = from_epoch(fields.get("last_activity"))
     fields["lazy_status_request"] = bool(fields.get("lazy_status_request"))
+    fields["approved"] = bool(fields.get("approved", True))  # records from before approval
     return Worker(id=doc["_id"], secret_hash=bytes(doc["secret_hash"]), **fields)

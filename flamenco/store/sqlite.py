@@ -35,7 +35,7 @@ _TASK_COLUMNS = ("id, doc, status, activity, worker, worker_id, last_worker_ping
 _WORKER_FIELDS = (
     "id", "secret_hash", "nickname", "address", "platform", "supported_types", "generation",
     "status", "status_requested", "lazy_status_request", "current_task", "last_activity",
-    "software",
+    "software", "approved",
 )
 _LOCAL_DOC_KEYS = ("status", "activity", "worker")
 
@@ -505,8 +505,9 @@ def _worker_row(fields) -> dict:
         row["supported_types"] = json.dumps(list(row["supported_types"]))
     if "last_activity" in row:
         row["last_activity"] = to_epoch(row["last_activity"])
-    if "lazy_status_request" in row:
-        row["lazy_status_request"] = int(bool(row["lazy_status_request"]))
+    for flag in ("lazy_status_request", "approved"):
+        if flag in row:
+            row[flag] = int(bool(row[flag]))
     return row
 
 
@@ -515,5 +516,6 @@ def _worker_from_row(row: tuple) -> Worker:
     fields["supported_types"] = tuple(json.loads(fields["supported_types"]))
     fields["last_activity"] = from_epoch(fields["last_activity"])
     fields["lazy_status_request"] = bool(fields["lazy_status_request"])
+    fields["approved"] = bool(fields["approved"])
     fields["secret_hash"] = bytes(fields["secret_hash"])
     return Worker(**fields)
