@@ -6,10 +6,8 @@ import os
 import socket
 import sys
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, Service
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
 from twisted.web.server import Site
@@ -18,7 +16,9 @@ import flamenco
 from flamenco.config import Config, ConfigError, load_config
 from flamenco import logs
 from flamenco.manager import build_manager
+from flamenco.startup_failure import ListeningService, StartupFailure, exit_with, tls_options
 from flamenco.store import store_for
+from flamenco.store.interface import StoreUnavailable, StoreUnusable
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
 
 log = Logger()
@@ -72,12 +72,19 @@ class MaintenanceService(Service):
         self.reactor.callWhenRunning(self._run_then_stop)
 
     def _run_then_stop(self):
-        defer.ensureDeferred(self._run()).addBoth(lambda _: self.reactor.stop())
+        defer.ensureDeferred(self._run()).addBoth(
+            lambda _: self.reactor.stop() if self.reactor.running else None)
 
     async def _run(self):
         # twistd redirects sys.stdout/stderr into the log; the result goes to the terminal.
         try:
             await self.store.open()
+        except (StoreUnusable, StoreUnavailable) as error:
+            await self.store.close()
+            exit_with(f"database_url: cannot open {self.store.description}: {error}",
+                      self.reactor)
+            return
+        try:
             print(await self.job(self.store), file=sys.__stdout__, flush=True)
         except Exception as error:
             print(f"flamenco-manager: {error}", file=sys.__stderr__, flush=True)
@@ -107,14 +114,6 @@ def _confirm(question: str) -> None:
         raise SystemExit("flamenco-manager: aborted, nothing was changed")
 
 
-def listen_description(config: Config) -> str:
-    listen = config.listen
-    if config.tls:
-        return (f"ssl:{listen.port}:interface={listen.interface}"
-                f":privateKey={config.tlskey}:certKey={config.tlscert}")
-    return f"tcp:{listen.port}:interface={listen.interface}"
-
-
 def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
@@ -130,15 +129,19 @@ def makeService(options: Options) -> IService:
         if not options["yes"]:
             _confirm(f"This erases data in {store.description}. Type 'yes' to go on:")
         return MaintenanceService(store, job, reactor)
-    if not config.tls:
+    try:
+        tls = tls_options(config) if config.tls else None
+    except StartupFailure as failure:
+        raise SystemExit(f"flamenco-manager: {failure}") from None
+    if tls is None:
         log.warn("no tlskey/tlscert configured: serving plain HTTP")
     manager = build_manager(config, store, reactor,
-                            lease_holder=f"{socket.gethostname()}:{config.listen.port}")
+                            lease_holder=f"{socket.gethostname()}:{config.listen.port}",
+                            on_startup_failure=lambda line: exit_with(line, reactor))
     site = Site(manager.resource)
     site.displayTracebacks = False
-    web = StreamServerEndpointService(serverFromString(reactor, listen_description(config)), site)
-    web._raiseSynchronously = True
-    web.setServiceParent(manager.services)
+    site.noisy = False
+    ListeningService(reactor, config, site, tls).setServiceParent(manager.services)
     log.info("Flamenco Manager {version} listening on {scheme}://[{host}]:{port}, store {store}",
              version=flamenco.__version__, scheme="https" if config.tls else "http",
              host=config.listen.host, port=config.listen.port, store=store.description)

@@ -6,6 +6,7 @@ same port with the same data directory.
 
 from twisted.internet import reactor, task
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
@@ -52,6 +53,9 @@ class ConnectionLossTests(TestCase):
 
         server = await OwnServer().start()
         self.addCleanup(server.stop)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
         store = MongoStore(database_url(server.url, fresh_name("fmloss")), timeout=DEADLINE)
         await store.open()
         self.addCleanup(store.close)
@@ -98,6 +102,15 @@ class ConnectionLossTests(TestCase):
         answer = await eventually(self._ask(sim), "POST /task")
         self.assertEqual(answer.code, 200, answer.body)
         self.assertIn(answer.json()["_id"], {doc["_id"] for doc in docs})
+
+        # The whole outage, with its many failed calls and 503s: two warnings, no traceback.
+        warnings = [formatEvent(event) for event in events
+                    if event.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical)
+                    and "running stand-alone" not in formatEvent(event)]
+        self.assertEqual(len(warnings), 2, warnings)
+        self.assertIn(f"database {store.description} unreachable", warnings[0])
+        self.assertIn(f"database {store.description} answers again", warnings[1])
+        self.assertFalse([event for event in events if event.get("log_failure")])
 
     @staticmethod
     def _ask(sim):

@@ -21,7 +21,10 @@ from zope.interface import implementer
 
 from flamenco import statuses
 from flamenco.documents import Task, TaskUpdate, Worker
-from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_update
+from flamenco.store.availability import Availability
+from flamenco.store.interface import (
+    IStore, StoreUnavailable, StoreUnusable, task_changes_for_update,
+)
 from flamenco.timefmt import from_epoch, to_epoch
 
 _SCHEDULABLE_SQL = "status IN ('queued', 'claimed-by-manager', 'soft-failed') AND unfinished_parents = 0"
@@ -38,11 +41,15 @@ def _deferred(method):
     """Run a store method now; its result or a StoreUnavailable comes back as a Deferred."""
 
     @functools.wraps(method)
-    def wrapper(*args, **kwargs):
+    def wrapper(self, *args, **kwargs):
         try:
-            return defer.succeed(method(*args, **kwargs))
+            result = method(self, *args, **kwargs)
         except sqlite3.Error as error:
-            return defer.fail(StoreUnavailable(f"SQLite error: {error}"))
+            unavailable = StoreUnavailable(f"SQLite error: {error}")
+            self.availability.failed(unavailable)
+            return defer.fail(unavailable)
+        self.availability.succeeded()
+        return defer.succeed(result)
 
     return wrapper
 
@@ -62,27 +69,42 @@ class SQLiteStore:
     def __init__(self, path: str):
         self.path = path
         self.description = f"sqlite:{path}"
+        self.availability = Availability(self.description)
         self._db: sqlite3.Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
-    @_deferred
-    def open(self) -> None:
+    def open(self) -> defer.Deferred:
+        """A file that cannot be opened or is not a database will not become one: StoreUnusable."""
+        try:
+            self._open()
+        except sqlite3.Error as error:
+            return defer.fail(StoreUnusable(str(error)))
+        self.availability.opened()
+        return defer.succeed(None)
+
+    def _open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 2000")
-        self._db = db
-        current = db.execute("PRAGMA user_version").fetchone()[0]
-        for version, script in schema_scripts():
-            if version > current:
-                with self._transaction() as cursor:
-                    for statement in _split_sql(script):
-                        cursor.execute(statement)
-                    cursor.execute(f"PRAGMA user_version = {version:d}")
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA busy_timeout = 2000")
+            self._db = db
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+            for version, script in schema_scripts():
+                if version > current:
+                    with self._transaction() as cursor:
+                        for statement in _split_sql(script):
+                            cursor.execute(statement)
+                        cursor.execute(f"PRAGMA user_version = {version:d}")
+        except BaseException:
+            self._db = None
+            db.close()
+            raise
 
     @_deferred
     def close(self) -> None:
+        self.availability.closed()
         if self._db is not None:
             self._db.close()
             self._db = None

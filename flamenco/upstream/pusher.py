@@ -28,6 +28,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco.cancellation import CancelRequests
+from flamenco.logs import log_failure
 from flamenco.timefmt import utc_now
 from flamenco.upstream.client import UpstreamClient, UpstreamError
 
@@ -99,7 +100,7 @@ class UpdatePusher(Service):
         if self._busy is not None:
             return defer.succeed(None)
         busy = defer.ensureDeferred(self._inspect())
-        busy.addErrback(lambda f: self.log.failure("update push round failed", f))
+        busy.addErrback(lambda f: log_failure(self.log, "update push round failed", f))
         if busy.called:
             return busy
         self._busy = busy
@@ -159,7 +160,7 @@ class UpdatePusher(Service):
             removed = await self.store.ack_updates(handled)
             self.pushed += removed
         except Exception:  # noqa: BLE001 - cancel handling must still happen
-            self.log.failure("removing {n} acknowledged updates failed", n=len(handled))
+            log_failure(self.log, "removing {n} acknowledged updates failed", n=len(handled))
         if len(handled) < len(sent_ids):
             self.log.warn("the Server handled {handled} of {sent} pushed updates; the others "
                           "stay queued", handled=len(handled), sent=len(sent_ids))
