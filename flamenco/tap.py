@@ -10,7 +10,6 @@ from twisted.application.service import IService, Service
 from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
-from twisted.web.server import Site
 
 import flamenco
 from flamenco.config import Config, ConfigError, load_config
@@ -20,19 +19,24 @@ from flamenco.startup_failure import ListeningService, StartupFailure, exit_with
 from flamenco.store import store_for
 from flamenco.store.interface import StoreUnavailable, StoreUnusable
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
+from flamenco.web.site import ManagerSite
 
 log = Logger()
 
 
 class Options(usage.Options):
-    synopsis = "--config FILE [--debug|--verbose] [--json] [--cleanslate|--purgequeue [--yes]]"
+    synopsis = ("--config FILE [--debug|--verbose] [--json] [--access-log FILE] "
+                "[--cleanslate|--purgequeue [--yes]]")
     optParameters = [
         ["config", "c", "flamenco-manager.yaml", "The YAML configuration file."],
+        ["access-log", None, "",
+         "Write one line per HTTP request, in the combined log format, to FILE (appended; "
+         "'-' for standard output). Default: no access log."],
     ]
     optFlags = [
         ["debug", "d", "Log debug messages and up."],
         ["verbose", "v", "Log informational messages and up (default: warnings and up)."],
-        ["json", None, "Log one JSON object per line instead of text."],
+        ["json", None, "Log one JSON object per line (time, level, logger, message, fields)."],
         ["cleanslate", None,
          "Erase all local tasks and the remembered depsgraph timestamp, then exit."],
         ["purgequeue", None, "Erase all queued task updates (they are lost), then exit."],
@@ -138,9 +142,7 @@ def makeService(options: Options) -> IService:
     manager = build_manager(config, store, reactor,
                             lease_holder=f"{socket.gethostname()}:{config.listen.port}",
                             on_startup_failure=lambda line: exit_with(line, reactor))
-    site = Site(manager.resource)
-    site.displayTracebacks = False
-    site.noisy = False
+    site = ManagerSite(manager.resource, access_log=options["access-log"])
     ListeningService(reactor, config, site, tls).setServiceParent(manager.services)
     log.info("Flamenco Manager {version} listening on {scheme}://[{host}]:{port}, store {store}",
              version=flamenco.__version__, scheme="https" if config.tls else "http",

@@ -168,9 +168,8 @@ class UpdatePusher(Service):
         self.cancels.acknowledged(handled)
         if answer["cancel_task_ids"]:
             await self.cancels.handle(answer["cancel_task_ids"])
-        if batch:
-            self.log.debug("pushed {sent} updates, {handled} acknowledged",
-                           sent=len(sent_ids), handled=len(handled))
+        self.log.debug("pushed {sent} updates: {handled} acknowledged, cancel requested: {cancel}",
+                       sent=len(sent_ids), handled=len(handled), cancel=answer["cancel_task_ids"])
         return len(batch) >= self.max_count and len(handled) == len(sent_ids)
 
     async def _give_up_on_stuck(self, batch, handled: set[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 from klein import Klein
+from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
@@ -15,6 +16,8 @@ from flamenco.documents import (
 from flamenco.errors import BadRequest, Forbidden, UnknownTask
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.web.responses import endpoint, json_error, json_response, no_content, read_body
+
+log = Logger()
 
 
 def _may_keep_running_by_default(request: IRequest) -> bytes:
@@ -210,6 +213,7 @@ class WorkerAPI:
     @endpoint
     async def kick(self, request):
         self._require_loopback(request)
+        log.info("operator asked for a task download now (/kick)")
         self.manager.task_source.download_now()
         return json_response(request, {"message": "Kicked task downloader"})
 
@@ -218,4 +222,6 @@ class WorkerAPI:
     async def timeout(self, request):
         self._require_loopback(request)
         failed = await self.manager.timeouts.sweep()
+        log.info("operator ran the task timeout check (/timeout): {count} tasks timed out",
+                 count=len(failed))
         return json_response(request, {"message": "Kicked task timeouter", "failed": failed})
