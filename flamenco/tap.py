@@ -12,7 +12,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python import usage
 
 import flamenco
-from flamenco.config import Config, ConfigError, load_config
+from flamenco.config import ConfigError, load_config
 from flamenco import logs
 from flamenco.manager import build_manager
 from flamenco.startup_failure import ListeningService, StartupFailure, exit_with, tls_options
@@ -76,26 +76,26 @@ class MaintenanceService(Service):
         self.reactor.callWhenRunning(self._run_then_stop)
 
     def _run_then_stop(self):
-        defer.ensureDeferred(self._run()).addBoth(
-            lambda _: self.reactor.stop() if self.reactor.running else None)
+        defer.ensureDeferred(self._run()).addBoth(lambda _: self.reactor.stop())
 
     async def _run(self):
         # twistd redirects sys.stdout/stderr into the log; the result goes to the terminal.
         try:
-            await self.store.open()
-        except (StoreUnusable, StoreUnavailable) as error:
-            await self.store.close()
-            exit_with(f"database_url: cannot open {self.store.description}: {error}",
-                      self.reactor)
-            return
-        try:
+            try:
+                await self.store.open()
+            except (StoreUnusable, StoreUnavailable) as error:
+                self._fail(f"database_url: cannot open {self.store.description}: {error}")
+                return
             print(await self.job(self.store), file=sys.__stdout__, flush=True)
         except Exception as error:
-            print(f"flamenco-manager: {error}", file=sys.__stderr__, flush=True)
-            # twistd itself always exits with 0; a failed job must not look like success.
-            self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+            self._fail(str(error))
         finally:
             await self.store.close()
+
+    def _fail(self, message: str) -> None:
+        print(f"flamenco-manager: {message}", file=sys.__stderr__, flush=True)
+        # twistd itself always exits with 0; a failed job must not look like success.
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
 
 
 async def cleanslate(store) -> str:
