@@ -125,3 +125,56 @@ class ManagerLogTests(unittest.TestCase):
         manager = await self.run_farm("--access-log", "-")
         lines = [COMBINED.fullmatch(line) for line in manager.output().splitlines()]
         self.assertIn("POST /kick HTTP/1.1", [m["request"] for m in lines if m])
+
+
+class JsonLineTests(unittest.TestCase):
+    """`json_line` on events made by a real Logger."""
+
+    def capture(self, emit) -> dict:
+        from twisted.logger import Logger
+
+        events = []
+        emit(Logger(namespace="flamenco.example", observer=events.append))
+        (event,) = events
+        return event
+
+    def test_failure_has_its_traceback_and_odd_values_their_text(self):
+        from flamenco.logs import json_line
+
+        def emit(logger):
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                logger.failure("sweep of {count} tasks failed", count=3, where=object)
+
+        line = json_line(self.capture(emit))
+        self.assertTrue(line.endswith("\n") and "\n" not in line[:-1], "one line")
+        event = json.loads(line)
+        self.assertEqual((event["level"], event["logger"], event["message"], event["count"]),
+                         ("critical", "flamenco.example", "sweep of 3 tasks failed", 3))
+        self.assertIn("ZeroDivisionError", event["traceback"])
+        self.assertEqual(event["where"], "<class 'object'>")
+
+    def test_factory_chatter_is_dropped_at_every_level(self):
+        from twisted.internet.protocol import Factory
+        from twisted.logger import LogLevel
+
+        from flamenco import logs
+
+        written = []
+
+        class Stream:
+            def write(self, text):
+                written.append(text)
+
+            def flush(self):
+                pass
+
+        self.addCleanup(logs.choose, LogLevel.warn, False)
+        logs.choose(LogLevel.debug, True)
+        observer = logs.observer(Stream())
+        factory = Factory()
+        observer(self.capture(lambda logger: logger.info("Starting factory {factory!r}",
+                                                         factory=factory)))
+        observer(self.capture(lambda logger: logger.info("kept {n}", n=1)))
+        self.assertEqual([json.loads(text)["message"] for text in written], ["kept 1"])
