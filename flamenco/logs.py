@@ -6,8 +6,8 @@ format chosen on the command line are kept here until twistd calls `observer()`.
 `--json` writes one object per line, as log shippers read them: `time` (ISO 8601, UTC),
 `level`, `logger` (the event's namespace), `message` (the rendered text), `traceback` when
 there is one, and the event's own fields (values JSON cannot hold as their `str()`).
-Twisted's "Starting factory" / "Stopping factory" lines, one per outgoing connection, are
-dropped at every level.
+Twisted's "Starting factory" / "Stopping factory" lines, one per outgoing connection, and
+txmongo's error line for every failed reconnection are dropped at every level.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ _chosen = {"level": LogLevel.warn, "json": False}
 #: Keys of legacy (`twisted.python.log`) events that only repeat what `message` says.
 _LEGACY_KEYS = frozenset({"message", "format", "system", "isError", "time", "why", "failure"})
 _FACTORY_CHATTER = frozenset({"Starting factory {factory!r}", "Stopping factory {factory!r}"})
+#: txmongo logs each failed reconnection handshake with `log.err(str(reason))`: an error line
+#: per attempt while the database is down, which the store's Availability reports once.
+_TXMONGO_RECONNECT_ERROR = (repr("TxMongo lost connection to MongoDB."),)
 
 
 def choose(level: LogLevel, as_json: bool) -> None:
@@ -62,17 +65,22 @@ def json_line(event: dict) -> str:
     return json.dumps(line, ensure_ascii=False) + "\n"
 
 
-def _not_factory_chatter(event: dict) -> PredicateResult:
+def is_noise(event: dict) -> bool:
+    """Dropped at every level: factory chatter and txmongo's per-reconnection error."""
     if event.get("log_format") in _FACTORY_CHATTER:
-        return PredicateResult.no
-    return PredicateResult.maybe
+        return True
+    return bool(event.get("isError")) and event.get("message") == _TXMONGO_RECONNECT_ERROR
+
+
+def _not_noise(event: dict) -> PredicateResult:
+    return PredicateResult.no if is_noise(event) else PredicateResult.maybe
 
 
 def observer(stream=None):
     output = stream or sys.stdout
     inner = FileLogObserver(output, json_line) if _chosen["json"] else textFileLogObserver(output)
     return FilteringLogObserver(inner, [
-        _not_factory_chatter, LogLevelFilterPredicate(defaultLogLevel=_chosen["level"]),
+        _not_noise, LogLevelFilterPredicate(defaultLogLevel=_chosen["level"]),
     ])
 
 

@@ -178,3 +178,16 @@ class JsonLineTests(unittest.TestCase):
                                                          factory=factory)))
         observer(self.capture(lambda logger: logger.info("kept {n}", n=1)))
         self.assertEqual([json.loads(text)["message"] for text in written], ["kept 1"])
+
+    def test_txmongo_reconnection_error_is_noise_other_errors_are_not(self):
+        from twisted.logger import globalLogPublisher
+        from twisted.python import log as legacy
+
+        from flamenco import logs
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        legacy.err(str("TxMongo lost connection to MongoDB."))  # as txmongo's protocol.fail()
+        legacy.err(str("not master"))
+        self.assertEqual([logs.is_noise(event) for event in events], [True, False])
