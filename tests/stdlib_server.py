@@ -5,6 +5,10 @@ the answer, without a `Connection: close` header), as small WSGI servers and som
 It knows just enough of PROTOCOL §6 for the client: notifications (204), an empty depsgraph
 (204), and pushes (every update acknowledged). Like a Server without gzip support it parses the
 raw body as JSON, so a gzip body gets `400` unless `accept_gzip` is set.
+
+With `http11=True` it keeps connections open (HTTP/1.1) unless `close_after_answer` is set:
+then it closes each one after the answer without saying so, as some proxies do. With
+`drop_requests` set it reads a request and closes the connection without answering.
 """
 
 from __future__ import annotations
@@ -20,8 +24,19 @@ from twisted.internet import threads
 class _Handler(BaseHTTPRequestHandler):
     server: _StdlibHTTPServer
 
+    def setup(self):
+        if self.server.http11:
+            self.protocol_version = "HTTP/1.1"
+        super().setup()
+
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         pass
+
+    def _dropped(self) -> bool:
+        if self.server.drop_requests:
+            self.server.dropped += 1
+            self.close_connection = True
+        return self.server.drop_requests
 
     def _answer(self, code: int, doc=None) -> None:
         body = b"" if doc is None else json.dumps(doc).encode("utf-8")
@@ -32,8 +47,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         self.server.answered.append((self.command, self.path, code))
+        if self.server.close_after_answer:
+            self.close_connection = True
 
     def do_GET(self):
+        if self._dropped():
+            return
         if self.path.split("?")[0].endswith("/depsgraph"):
             self._answer(204)
         else:
@@ -41,6 +60,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self._dropped():
+            return
         compressed = (self.headers.get("Content-Encoding") or "").lower() == "gzip"
         if compressed and self.server.accept_gzip:
             raw = gzip.decompress(raw)
@@ -62,18 +83,23 @@ class _Handler(BaseHTTPRequestHandler):
 class _StdlibHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, accept_gzip: bool):
+    def __init__(self, accept_gzip: bool, http11: bool):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.accept_gzip = accept_gzip
+        self.http11 = http11
+        self.close_after_answer = False
+        self.drop_requests = False
+        self.dropped = 0
         self.pushes: list[dict] = []  # {"count", "gzip"} of every accepted push
         self.answered: list[tuple[str, str, int]] = []  # (method, path, code)
 
 
 class StdlibServer:
-    """Start with `serve_stdlib_for_test`; `url`, `pushes`, `answered`, `accept_gzip`."""
+    """Start with `serve_stdlib_for_test`; `url`, `pushes`, `answered`; the options are
+    attributes of `httpd` (read by the server thread at each request)."""
 
-    def __init__(self, accept_gzip: bool = False):
-        self.httpd = _StdlibHTTPServer(accept_gzip)
+    def __init__(self, accept_gzip: bool = False, http11: bool = False):
+        self.httpd = _StdlibHTTPServer(accept_gzip, http11)
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -90,14 +116,6 @@ class StdlibServer:
     def answered(self) -> list[tuple[str, str, int]]:
         return self.httpd.answered
 
-    @property
-    def accept_gzip(self) -> bool:
-        return self.httpd.accept_gzip
-
-    @accept_gzip.setter
-    def accept_gzip(self, value: bool) -> None:
-        self.httpd.accept_gzip = value
-
     def stop(self):
         """Fires once the server thread has stopped (shutdown() blocks: run it in a thread)."""
 
@@ -109,8 +127,9 @@ class StdlibServer:
         return threads.deferToThread(shut)
 
 
-def serve_stdlib_for_test(testcase, accept_gzip: bool = False) -> StdlibServer:
-    server = StdlibServer(accept_gzip)
+def serve_stdlib_for_test(testcase, accept_gzip: bool = False,
+                          http11: bool = False) -> StdlibServer:
+    server = StdlibServer(accept_gzip, http11)
     server.thread.start()
     testcase.addCleanup(server.stop)
     return server

@@ -2,13 +2,14 @@
 per connection), not our own simulator: the defect of issue 7 reproduced and fixed."""
 
 from twisted.internet import task
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial import unittest
 
 from flamenco.cancellation import CancelRequests
 from flamenco.ids import new_object_id
 from flamenco.testing import sqlite_store_for_test
 from flamenco.updates import UpdateQueue
-from flamenco.upstream.client import UpstreamClient
+from flamenco.upstream.client import UpstreamClient, UpstreamError
 from flamenco.upstream.pusher import UpdatePusher
 from tests.stdlib_server import serve_stdlib_for_test
 from tests.util import async_test
@@ -66,3 +67,59 @@ class StdlibServerTests(unittest.TestCase):
         self.assertEqual(pusher.failures, 0)
         self.assertEqual(await store.count_queued_updates(), 1)
         self.assertEqual([push["count"] for push in self.server.pushes], [3, 3, 3])
+
+
+RETRIED = "sending again on a new connection"
+
+
+def retries(events) -> int:
+    return sum(RETRIED in formatEvent(event) for event in events)
+
+
+class ClosedConnectionTests(unittest.TestCase):
+    """Connections the Server closes under the client: honoured, or survived by one retry."""
+
+    def client(self, server) -> UpstreamClient:
+        client = UpstreamClient(server.url, MANAGER_ID, "secret", timeout=5,
+                                gzip_bodies=False)
+        self.addCleanup(client.close)
+        return client
+
+    @async_test
+    async def test_http10_answers_are_not_reused(self):
+        server = serve_stdlib_for_test(self)
+        client = self.client(server)
+        with capturedLogs() as events:
+            for _ in range(4):
+                await client.push([])
+        self.assertEqual(len(server.pushes), 4)
+        self.assertEqual(retries(events), 0, "no request went out on a closed connection")
+
+    @async_test
+    async def test_a_connection_closed_silently_after_the_answer_costs_one_retry(self):
+        server = serve_stdlib_for_test(self, http11=True)
+        server.httpd.close_after_answer = True  # HTTP/1.1, closed without `Connection: close`
+        client = self.client(server)
+        with capturedLogs() as events:
+            for _ in range(4):
+                await client.push([])
+        self.assertEqual(len(server.pushes), 4)
+        self.assertGreater(retries(events), 0)
+
+    @async_test
+    async def test_a_reused_connection_is_retried_once_on_a_new_one(self):
+        server = serve_stdlib_for_test(self, http11=True)
+        client = self.client(server)
+        await client.push([])  # keeps its connection open: it goes back to the pool
+        server.httpd.drop_requests = True  # read the request, close without an answer
+        with capturedLogs() as events:
+            await self.assertFailure(client.push([]), UpstreamError)
+        self.assertEqual(server.httpd.dropped, 2, "the idle connection, then one new one")
+        self.assertEqual(retries(events), 1)
+
+    @async_test
+    async def test_a_new_connection_is_not_retried(self):
+        server = serve_stdlib_for_test(self, http11=True)
+        server.httpd.drop_requests = True
+        await self.assertFailure(self.client(server).push([]), UpstreamError)
+        self.assertEqual(server.httpd.dropped, 1)
