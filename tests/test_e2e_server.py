@@ -55,16 +55,19 @@ def statuses_are(ids, wanted):
     return lambda server: all(server.task_status(t) == wanted for t in ids)
 
 
-class ServerEndToEndTest(unittest.TestCase):
+class ServerFarm(unittest.TestCase):
+    """A simulated Server, the Manager process and simulated Workers; no tests of its own."""
+
     timeout = 90
 
-    async def setup_farm(self, tasks, **server_options):
+    async def setup_farm(self, tasks, manager_options=None, **server_options):
         self.server = serve_for_test(self, **server_options)
         self.job, self.ids = self.server.create_job(tasks)
         workdir = self.mktemp()
         os.makedirs(workdir)
         config = dict(FAST_LINK, flamenco=self.server.url, manager_id=DEFAULT_MANAGER_ID,
-                      manager_secret=DEFAULT_MANAGER_SECRET, own_url="http://127.0.0.1:1/")
+                      manager_secret=DEFAULT_MANAGER_SECRET, own_url="http://127.0.0.1:1/",
+                      **(manager_options or {}))
         self.manager = ManagerProcess(config, workdir)
         stop_at_cleanup(self, self.manager)
         await self.manager.start()
@@ -103,6 +106,8 @@ class ServerEndToEndTest(unittest.TestCase):
             self.assertIn("Manager assigned task", text)
             self.assertEqual(self.server.tasks[task_id].doc["activity"], "Task completed")
 
+
+class ServerEndToEndTest(ServerFarm):
     @async_test
     async def test_diamond_job_completes_in_order(self):
         await self.setup_farm(diamond())
