@@ -7,7 +7,8 @@ It knows just enough of PROTOCOL §6 for the client: notifications (204), an emp
 raw body as JSON, so a gzip body gets `400` unless `accept_gzip` is set.
 
 With `http11=True` it keeps connections open (HTTP/1.1) unless `close_after_answer` is set:
-then it closes each one after the answer without saying so, as some proxies do. With
+then it closes each one after the answer, with `Connection: close` ("announced") or without
+saying so ("silently"), as some proxies do. With
 `drop_requests` set it reads a request and closes the connection without answering.
 """
 
@@ -41,6 +42,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, code: int, doc=None) -> None:
         body = b"" if doc is None else json.dumps(doc).encode("utf-8")
         self.send_response(code)
+        if self.server.close_after_answer == "announced":
+            self.send_header("Connection", "close")
         if doc is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -87,7 +90,7 @@ class _StdlibHTTPServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.accept_gzip = accept_gzip
         self.http11 = http11
-        self.close_after_answer = False
+        self.close_after_answer: str | None = None  # "announced" or "silently"
         self.drop_requests = False
         self.dropped = 0
         self.pushes: list[dict] = []  # {"count", "gzip"} of every accepted push

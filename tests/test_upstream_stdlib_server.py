@@ -96,9 +96,20 @@ class ClosedConnectionTests(unittest.TestCase):
         self.assertEqual(retries(events), 0, "no request went out on a closed connection")
 
     @async_test
+    async def test_connection_close_is_honoured(self):
+        server = serve_stdlib_for_test(self, http11=True)
+        server.httpd.close_after_answer = "announced"
+        client = self.client(server)
+        with capturedLogs() as events:
+            for _ in range(4):
+                await client.push([])
+        self.assertEqual(len(server.pushes), 4)
+        self.assertEqual(retries(events), 0)
+
+    @async_test
     async def test_a_connection_closed_silently_after_the_answer_costs_one_retry(self):
         server = serve_stdlib_for_test(self, http11=True)
-        server.httpd.close_after_answer = True  # HTTP/1.1, closed without `Connection: close`
+        server.httpd.close_after_answer = "silently"  # HTTP/1.1, no `Connection: close`
         client = self.client(server)
         with capturedLogs() as events:
             for _ in range(4):
