@@ -87,7 +87,7 @@ class Config:
     #: (and logged in full): the 2017 Server never acknowledges updates for tasks it does not
     #: have, which would otherwise take batch slots for ever. 0 = never drop.
     task_update_give_up_after_sends: int = attrs.field(default=100, validator=_non_negative)
-    #: gzip task-update pushes (falls back to plain JSON by itself if the Server refuses).
+    #: gzip task-update pushes (a Server's refusal is learnt and stored: upstream.gzip_choice).
     upstream_gzip: bool = attrs.field(default=True, validator=_boolean)
     max_request_body_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
     worker_registration_secret: str = ""
