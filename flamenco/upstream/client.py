@@ -194,9 +194,11 @@ class UpstreamClient:
         went out on turns out closed by the Server before any byte of an answer arrived (an
         HTTP/1.0 Server, a proxy closing after errors, an idle keep-alive timeout).
 
-        Sending twice is safe for every request of this client: GETs read, notifications
-        are idempotent, and the Server de-duplicates pushed task updates by their `_id`
-        (PROTOCOL §6.6), so a push it did receive and apply is acknowledged again, not doubled.
+        Sending twice is safe for every request of this client: GETs only read, notifications
+        replace what the Server knows of this Manager, and a push the Server did receive and
+        apply is applied again harmlessly: it de-duplicates task updates by their `_id` (their
+        logs are stored replace-or-insert by update ID, PROTOCOL §6.6 step 4) and setting the
+        same fields and status again changes nothing, so the updates are acknowledged again.
         """
         def send(http: HTTPClient) -> defer.Deferred:
             return http.request(method, url, headers=headers, data=data, params=params,
