@@ -428,7 +428,8 @@ def main(argv=None) -> None:
         "simulated Flamenco Server ({generation}, {mode}) on {url}\n"
         "  flamenco: {url}\n  manager_id: {manager_id}\n  manager_secret: {secret}\n"
         "  create a job:  curl -X POST {url}sim/jobs\n  watch:  curl {url}sim/state",
-        generation=args.generation, mode=args.connection_mode, url=server.url, manager_id=args.manager_id,
+        generation=args.generation, mode=args.connection_mode, url=server.url,
+        manager_id=args.manager_id,
         secret=args.manager_secret)
     reactor.run()
 
