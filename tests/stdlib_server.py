@@ -41,6 +41,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, code: int, doc=None) -> None:
         body = b"" if doc is None else json.dumps(doc).encode("utf-8")
+        # Noted before answering: the client may look as soon as the answer arrives.
+        self.server.answered.append((self.command, self.path, code))
         self.send_response(code)
         if self.server.close_after_answer == "announced":
             self.send_header("Connection", "close")
@@ -49,7 +51,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.server.answered.append((self.command, self.path, code))
         if self.server.close_after_answer:
             self.close_connection = True
 

@@ -11,7 +11,7 @@ keep-alive diamond with gzip accepted is `test_e2e_server`). "gzip off" is
 
 from __future__ import annotations
 
-from flamenco.testing.connections import MODES
+from flamenco.testing.connections import HTTP_1_0, IDLE_TIMEOUT, MODES
 from flamenco.testing.worker import GENERATION_2_0, GENERATION_2_X
 from flamenco.upstream.gzip_choice import SETTING_PREFIX
 from tests.test_e2e_manager import read_store
@@ -26,9 +26,9 @@ REFUSAL_LEARNT = "the Server refused a gzip-compressed push"
 
 class ConnectionModesEndToEndTest(ServerFarm):
     async def run_diamond(self, mode: str, compress: bool) -> None:
-        # The idle timeout (0.3 s) is shorter than the Manager's push interval (1 s).
+        # The idle timeout (0.5 s) is shorter than the Manager's push interval (1 s).
         await self.setup_farm(diamond(), {"upstream_gzip": compress}, connection_mode=mode,
-                              accept_gzip=False, idle_timeout=0.3)
+                              accept_gzip=False, idle_timeout=0.5)
         self.start_workers(GENERATION_2_X, GENERATION_2_0)
         await self.server.wait_for(statuses_are(self.ids, "completed"), 30)
         await self.server.wait_for(lambda s: all(len(s.logs_of(t)) == 5 for t in self.ids), 30)
@@ -45,6 +45,12 @@ class ConnectionModesEndToEndTest(ServerFarm):
             self.manager.sqlite_path,
             lambda store: store.get_setting(SETTING_PREFIX + self.server.url.rstrip("/")))
         self.assertEqual(remembered is not None, compress)
+        # The mode was in effect.
+        counts = self.server.connection_counts()
+        if mode == HTTP_1_0:
+            self.assertGreaterEqual(counts["opened"], len(self.server.requests))
+        if mode == IDLE_TIMEOUT:
+            self.assertGreater(counts["idle_timeouts"], 0)
 
 
 def _diamond_test(mode: str, compress: bool):

@@ -15,7 +15,7 @@ NOTIFICATION = {"manager_url": "http://m/", "variables": {}, "nr_of_workers": 0,
 
 class ConnectionModeClientTests(unittest.TestCase):
     async def exercise(self, mode: str, compress: bool) -> None:
-        server = serve_for_test(self, connection_mode=mode, accept_gzip=False, idle_timeout=0.2)
+        server = serve_for_test(self, connection_mode=mode, accept_gzip=False, idle_timeout=0.3)
         _, (task_id,) = server.create_job([{}])
         client = client_for_test(self, server, clock=task.Clock(), timeout=5,
                                  gzip_bodies=compress)

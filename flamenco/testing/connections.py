@@ -24,7 +24,7 @@ from typing import Callable
 
 from twisted.internet import defer
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.web.http import RESPONSES
+from twisted.web.http import RESPONSES, HTTPChannel
 from twisted.web.server import Request, Site
 
 KEEP_ALIVE = "keep-alive"
@@ -47,10 +47,18 @@ class _Request(Request):
             channel.transport.loseConnection()
 
 
+class _Channel(HTTPChannel):
+    def timeoutConnection(self):
+        self.site.idle_timeouts += 1
+        super().timeoutConnection()
+
+
 def build_site(resource, mode: str, idle_timeout: float) -> Site:
     options = {"timeout": idle_timeout} if mode == IDLE_TIMEOUT else {}
     site = Site(resource, requestFactory=_Request, **options)
+    site.protocol = _Channel
     site.connection_mode = mode
+    site.idle_timeouts = 0  # connections closed for being idle (observation for tests)
     site.noisy = False
     site.displayTracebacks = False
     return site
@@ -154,7 +162,12 @@ class ServerConnections(WrappingFactory):
         super().__init__(site)
         self.mode = mode
         self.refusal = refusal
+        self.opened = 0  # connections accepted (observation for tests)
         self._waiting: list[defer.Deferred] = []
+
+    def registerProtocol(self, p) -> None:
+        self.opened += 1
+        super().registerProtocol(p)
 
     def all_lost(self) -> None:
         if not self.protocols:

@@ -80,6 +80,11 @@ class SimulatedServer(ServerState):
         self._port = reactor.listenTCP(port, self._factory, interface=interface)
         return self._port
 
+    def connection_counts(self) -> dict[str, int]:
+        """Connections accepted, and closed for being idle, since `listen`."""
+        return {"opened": self._factory.opened,
+                "idle_timeouts": self._factory.wrappedFactory.idle_timeouts}
+
     @property
     def url(self) -> str:
         address = self._port.getHost()
