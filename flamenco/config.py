@@ -103,7 +103,7 @@ class Config:
     #: (and logged in full): the 2017 Server never acknowledges updates for tasks it does not
     #: have, which would otherwise take batch slots for ever. 0 = never drop.
     task_update_give_up_after_sends: int = attrs.field(default=100, validator=_non_negative)
-    #: gzip task-update pushes (falls back to plain JSON by itself if the Server refuses).
+    #: gzip task-update pushes (a Server's refusal is learnt and stored: upstream.gzip_choice).
     upstream_gzip: bool = attrs.field(default=True, validator=_boolean)
     #: Start-up gives up (one line, exit status 1) when the database has not opened by then.
     database_startup_timeout_seconds: float = attrs.field(default=30, validator=_positive)
