@@ -17,6 +17,7 @@ class StoreUnavailable(Exception):
 
 class IStore(Interface):
     description = Attribute("Human-readable location, e.g. 'sqlite:/var/lib/flamenco.db'.")
+    farm = Attribute("The farm-operations part, a `flamenco.store.farm.IFarmStore`.")
 
     def open():
         """Create or upgrade the schema / indexes. Fires when ready."""

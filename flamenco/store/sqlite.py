@@ -63,6 +63,9 @@ class SQLiteStore:
         self.path = path
         self.description = f"sqlite:{path}"
         self._db: sqlite3.Connection | None = None
+        from flamenco.store.farm_sqlite import SQLiteFarm  # (it imports this module)
+
+        self.farm = SQLiteFarm(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @_deferred
@@ -259,7 +262,9 @@ class SQLiteStore:
                 (worker.id,),
             ).fetchone()
             if row is None:
-                row = self._best_schedulable(cursor, worker.supported_types)
+                row = self._best_schedulable(
+                    cursor, worker.supported_types,
+                    self.farm.claim_exclusion(cursor, worker.id, now))
             if row is None:
                 return None
             cursor.execute(
@@ -273,15 +278,17 @@ class SQLiteStore:
         return _task_from_row(found)
 
     @staticmethod
-    def _best_schedulable(cursor: sqlite3.Cursor, types: tuple[str, ...]) -> tuple | None:
+    def _best_schedulable(cursor: sqlite3.Cursor, types: tuple[str, ...],
+                          exclusion: tuple[str, list] = ("", [])) -> tuple | None:
         # One index seek per supported type, then the best of those few candidates.
+        # `exclusion` (SQL, parameters) leaves out what this worker may not get (§5.2).
         candidates = []
         for schedule_type in set(types):
             row = cursor.execute(
                 "SELECT id, job_priority, priority FROM tasks"
-                f" WHERE schedule_type = ? AND {_SCHEDULABLE_SQL}"
+                f" WHERE schedule_type = ? AND {_SCHEDULABLE_SQL}{exclusion[0]}"
                 " ORDER BY job_priority DESC, priority DESC, id LIMIT 1",
-                (schedule_type,),
+                (schedule_type, *exclusion[1]),
             ).fetchone()
             if row is not None:
                 candidates.append(row)
