@@ -286,6 +286,8 @@ class TaskUpdate:
     log: str = ""
     worker: str = ""
     metrics: dict = attrs.field(factory=dict)
+    #: [2.x] every Worker that failed the task, `{"id", "identifier"}` (§5.9)
+    failed_by_workers: list = attrs.field(factory=list)
 
     def to_upstream(self) -> dict:
         doc: dict[str, Any] = {
@@ -307,6 +309,8 @@ class TaskUpdate:
             doc["log"] = self.log
         if self.metrics:
             doc["metrics"] = self.metrics
+        if self.failed_by_workers:
+            doc["failed_by_workers"] = self.failed_by_workers
         return doc
 
     @classmethod
@@ -324,6 +328,7 @@ class TaskUpdate:
             log=doc.get("log", ""),
             worker=doc.get("worker", ""),
             metrics=doc.get("metrics") or {},
+            failed_by_workers=doc.get("failed_by_workers") or [],
         )
 
 

@@ -9,8 +9,11 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 
 from flamenco.config import Config
+from flamenco.failures import FailureHandling
+from flamenco.housekeeping import TaskCleanup, WorkerCleanup, WorkerTimeouts
 from flamenco.ids import new_object_id
 from flamenco.scheduler import Scheduler
+from flamenco.task_logs import TaskLogs
 from flamenco.task_updates import TaskUpdateService
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
@@ -73,6 +76,10 @@ class Manager:
     timeouts: TaskTimeoutChecker
     services: MultiService
     lease_holder: str
+    failures: FailureHandling | None = None
+    task_logs: TaskLogs | None = None
+    task_cleanup: TaskCleanup | None = None
+    worker_cleanup: WorkerCleanup | None = None
 
     @property
     def resource(self) -> IResource:
@@ -97,7 +104,8 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
     lease_holder = lease_holder or new_object_id()
     services = MultiService()
     StoreService(store, clock).setServiceParent(services)
-    updates = UpdateQueue(store, clock)
+    task_logs = TaskLogs(store, config.task_logs_path) if config.task_logs_path else None
+    updates = UpdateQueue(store, clock, task_logs)
     task_source: ITaskSource = NoServer()
     if config.has_upstream:
         from flamenco.upstream.link import build_upstream
@@ -107,26 +115,50 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
             service.setServiceParent(services)
     else:
         log.warn("no Flamenco Server configured ('flamenco' is empty): running stand-alone")
-    task_updates = TaskUpdateService(store, updates)
+    failures = FailureHandling(
+        store, updates, soft_fail=config.soft_fail,
+        fail_after=config.task_fail_after_softfail_count,
+        blocklist_threshold=config.blocklist_threshold,
+        blocklist_expiry=config.blocklist_expiry,
+    )
+    task_updates = TaskUpdateService(store, updates, failures)
+    workers = WorkerService(store, task_updates, task_source, clock,
+                            registration_secret=config.worker_registration_secret,
+                            bcrypt_rounds=bcrypt_rounds)
     timeouts = TaskTimeoutChecker(
         store, updates, clock,
         timeout=config.active_task_timeout_interval_seconds,
         interval=config.task_timeout_check_interval_seconds,
         grace=config.task_timeout_grace_seconds,
         lease_holder=lease_holder,
+        worker_timeouts=WorkerTimeouts(
+            store, task_updates, timeout=config.active_worker_timeout_interval_seconds),
     )
     timeouts.setServiceParent(services)
+    worker_cleanup = task_cleanup = None
+    if config.worker_cleanup_max_age:
+        worker_cleanup = WorkerCleanup(store, workers, clock,
+                                       max_age=config.worker_cleanup_max_age,
+                                       worker_statuses=config.worker_cleanup_status,
+                                       lease_holder=lease_holder)
+        worker_cleanup.setServiceParent(services)
+    if config.task_cleanup_max_age:
+        task_cleanup = TaskCleanup(store, task_logs, clock, max_age=config.task_cleanup_max_age,
+                                   lease_holder=lease_holder)
+        task_cleanup.setServiceParent(services)
     return Manager(
         config=config,
         store=store,
         updates=updates,
         task_source=task_source,
-        workers=WorkerService(store, task_updates, task_source, clock,
-                              registration_secret=config.worker_registration_secret,
-                              bcrypt_rounds=bcrypt_rounds),
+        workers=workers,
         task_updates=task_updates,
         scheduler=Scheduler(store, updates, task_source, config.variables),
         timeouts=timeouts,
         services=services,
         lease_holder=lease_holder,
+        failures=failures,
+        task_logs=task_logs,
+        task_cleanup=task_cleanup,
+        worker_cleanup=worker_cleanup,
     )

@@ -240,6 +240,19 @@ class WorkerService:
         if worker.status == statuses.W_TIMEOUT:
             await self._update(worker, {"status": statuses.W_OFFLINE})
 
+    async def remove(self, worker: Worker, reason: str) -> None:
+        """Forget a worker: re-queue its active tasks, then delete its record (§5.11)."""
+        for task in await self.store.tasks_of_worker(worker.id, statuses.ACTIVE):
+            await self.task_updates.requeue(task, worker, reason)
+        await self.store.farm.remove_worker(worker.id)
+        self.credentials.forget(worker.id)
+        log.info("worker {worker} ({id}) removed: {reason}", worker=worker.identifier,
+                 id=worker.id, reason=reason)
+
+    async def forget(self, worker_id: str) -> None:
+        """Operator action `forget-worker`."""
+        await self.remove(await self._existing(worker_id), "worker was forgotten by an operator")
+
     async def _existing(self, worker_id: str) -> Worker:
         worker = None
         if is_object_id(worker_id):
