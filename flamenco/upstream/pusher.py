@@ -40,8 +40,13 @@ class UpdatePusher(Service):
     def __init__(self, client: UpstreamClient, store, cancels: CancelRequests,
                  clock: IReactorTime, *, max_count: int, max_interval: float,
                  cancel_interval: float, backoff_max: float, lease_holder: str,
-                 lease_seconds: float, give_up_after: int = 0, inspect_interval: float = 1.0):
+                 lease_seconds: float, give_up_after: int = 0, inspect_interval: float = 1.0,
+                 upstream_form=None, log_uploads=None):
         self.client = client
+        #: TaskUpdate -> the dict pushed (the Server generation decides `log` / `log_tail`).
+        self.upstream_form = upstream_form or (lambda update: update.to_upstream())
+        #: Where the Server's `upload_task_file_queue` goes (`log_upload.LogUploader`).
+        self.log_uploads = log_uploads
         self.store = store
         self.cancels = cancels
         self.clock = clock
@@ -139,7 +144,7 @@ class UpdatePusher(Service):
         """Push one batch; True if it succeeded with a full batch."""
         sent_ids = [update.id for update in batch]
         try:
-            answer = await self.client.push([update.to_upstream() for update in batch])
+            answer = await self.client.push([self.upstream_form(update) for update in batch])
         except UpstreamError as error:
             self._failed(error)
             return False
@@ -167,6 +172,8 @@ class UpdatePusher(Service):
         self.cancels.acknowledged(handled)
         if answer["cancel_task_ids"]:
             await self.cancels.handle(answer["cancel_task_ids"])
+        if answer["upload_task_file_queue"] and self.log_uploads is not None:
+            self.log_uploads.request(answer["upload_task_file_queue"])
         if batch:
             self.log.debug("pushed {sent} updates, {handled} acknowledged",
                            sent=len(sent_ids), handled=len(handled))
