@@ -17,6 +17,8 @@ from twisted.logger import Logger
 
 from flamenco import statuses
 from flamenco.documents import Task, Worker
+from flamenco.errors import BadRequest, UnknownWorker
+from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.store.farm import BlocklistEntry
 from flamenco.updates import UpdateQueue
 
@@ -63,6 +65,21 @@ class FailureHandling:
             log.info("task {task}: no Worker left to retry it; failed", task=task.id)
             return Verdict(statuses.FAILED, failers)
         return Verdict(statuses.SOFT_FAILED, failers)
+
+    async def blocklist(self) -> list[BlocklistEntry]:
+        """Operator view: the entries in force."""
+        return await self.store.farm.blocklist(self.updates.now())
+
+    async def forget_blocklist_entry(self, worker_id: str, job_id: str, task_type: str) -> None:
+        """Operator action: the Worker may get tasks of (job, type) again."""
+        if not (is_object_id(worker_id) and is_object_id(job_id)):
+            raise BadRequest("worker and job_id must be ObjectIds")
+        if not await self.store.farm.remove_blocklist_entry(
+                normalise_object_id(worker_id), normalise_object_id(job_id), task_type):
+            raise UnknownWorker(f"no blocklist entry for worker {worker_id}, job {job_id},"
+                                f" task type {task_type!r}")
+        log.info("blocklist entry of worker {worker} for job {job}, type {kind} removed",
+                 worker=worker_id, job=job_id, kind=task_type)
 
     async def workers_left(self, job: str, kind: str) -> set[str]:
         """Workers (any status) supporting `kind` and not blocklisted for (job, kind)."""

@@ -15,6 +15,7 @@ from flamenco.documents import (
 from flamenco.errors import BadRequest, Forbidden, UnknownTask
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.web.responses import endpoint, json_error, json_response, no_content, read_body
+from flamenco.web.task_log_files import log_file_response
 
 
 def _may_keep_running_by_default(request: IRequest) -> bytes:
@@ -202,9 +203,41 @@ class WorkerAPI:
             await workers.request_status(worker_id, "shutdown", lazy)
         elif action == "ack-timeout":
             await workers.acknowledge_timeout(worker_id)
+        elif action == "forget-worker":
+            await workers.forget(worker_id)
+        elif action in ("forget-blacklist-line", "forget-blocklist-line"):
+            await self.manager.failures.forget_blocklist_entry(
+                worker_id, args.get("job_id", ""), args.get("task_type", ""))
         else:
-            raise BadRequest(f"unknown action {action!r}; use set-status, shutdown or ack-timeout")
+            raise BadRequest(f"unknown action {action!r}; use set-status, shutdown, ack-timeout,"
+                             " forget-worker or forget-blocklist-line")
         return no_content(request)
+
+    @app.route("/blocklist", methods=["GET"])
+    @endpoint
+    async def blocklist(self, request):
+        self._require_loopback(request)
+        entries = await self.manager.failures.blocklist()
+        return json_response(request, {"blocklist": [entry.to_json() for entry in entries]})
+
+    @app.route("/logfile/<job_id>/<task_id>", methods=["GET"])
+    @endpoint
+    async def logfile(self, request, job_id, task_id):
+        self._require_loopback(request)
+        if not (is_object_id(job_id) and is_object_id(task_id)):
+            raise UnknownTask(f"Invalid ObjectID in /logfile/{job_id}/{task_id}")
+        raw_tail = request.args.get(b"tail", [b""])[-1].decode("latin-1")
+        if raw_tail and not raw_tail.isdigit():
+            raise BadRequest(f"tail must be a number of lines, not {raw_tail!r}")
+        task_logs = self.manager.task_logs
+        body = None
+        if task_logs is not None:
+            body = log_file_response(request, task_logs, normalise_object_id(job_id),
+                                     normalise_object_id(task_id),
+                                     int(raw_tail) if raw_tail else None)
+        if body is None:
+            raise UnknownTask(f"no log file for task {task_id} of job {job_id}")
+        return body
 
     @app.route("/kick", methods=["GET", "POST"])
     @endpoint
