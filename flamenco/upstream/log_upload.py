@@ -7,6 +7,8 @@ and the Server's next request tries again.
 
 from __future__ import annotations
 
+from collections import deque
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -37,7 +39,7 @@ class LogUploader:
         self.task_logs = task_logs
         self._pending: dict[tuple[str, str], None] = {}  # (job, task), in arrival order
         self._running: defer.Deferred | None = None
-        self.uploaded: list[str] = []  # task IDs, for the status report and tests
+        self.uploaded: deque[str] = deque(maxlen=100)  # the last task IDs uploaded
 
     def request(self, entries) -> None:
         for entry in entries:
