@@ -12,6 +12,7 @@ from flamenco.config import Config
 from flamenco.failures import FailureHandling
 from flamenco.housekeeping import TaskCleanup, WorkerCleanup, WorkerTimeouts
 from flamenco.ids import new_object_id
+from flamenco.quarantine import SickWorkers
 from flamenco.scheduler import Scheduler
 from flamenco.task_logs import TaskLogs
 from flamenco.task_updates import TaskUpdateService
@@ -77,6 +78,7 @@ class Manager:
     services: MultiService
     lease_holder: str
     failures: FailureHandling | None = None
+    quarantine: SickWorkers | None = None
     task_logs: TaskLogs | None = None
     task_cleanup: TaskCleanup | None = None
     worker_cleanup: WorkerCleanup | None = None
@@ -115,8 +117,10 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
             service.setServiceParent(services)
     else:
         log.warn("no Flamenco Server configured ('flamenco' is empty): running stand-alone")
+    quarantine = SickWorkers(store, jobs=config.sick_worker_jobs,
+                             window=config.sick_worker_window)
     failures = FailureHandling(
-        store, updates, soft_fail=config.soft_fail,
+        store, updates, quarantine=quarantine, soft_fail=config.soft_fail,
         fail_after=config.task_fail_after_softfail_count,
         blocklist_threshold=config.blocklist_threshold,
         blocklist_expiry=config.blocklist_expiry,
@@ -124,7 +128,7 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
     task_updates = TaskUpdateService(store, updates, failures)
     workers = WorkerService(store, task_updates, task_source, clock,
                             registration_secret=config.worker_registration_secret,
-                            bcrypt_rounds=bcrypt_rounds)
+                            bcrypt_rounds=bcrypt_rounds, quarantine=quarantine)
     timeouts = TaskTimeoutChecker(
         store, updates, clock,
         timeout=config.active_task_timeout_interval_seconds,
@@ -158,6 +162,7 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         services=services,
         lease_holder=lease_holder,
         failures=failures,
+        quarantine=quarantine,
         task_logs=task_logs,
         task_cleanup=task_cleanup,
         worker_cleanup=worker_cleanup,

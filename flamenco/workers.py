@@ -74,8 +74,10 @@ class CredentialCache:
 
 class WorkerService:
     def __init__(self, store, task_updates: TaskUpdateService, task_source: ITaskSource, clock,
-                 registration_secret: str = "", bcrypt_rounds: int = 10):
+                 registration_secret: str = "", bcrypt_rounds: int = 10, quarantine=None):
         self.store = store
+        #: `quarantine.SickWorkers`: an operator's `awake` request ends a quarantine.
+        self.quarantine = quarantine
         self.task_updates = task_updates
         self.task_source = task_source
         self.clock = clock
@@ -234,6 +236,8 @@ class WorkerService:
             )
         worker = await self._existing(worker_id)
         await self._update(worker, {"status_requested": status, "lazy_status_request": lazy})
+        if status == statuses.W_AWAKE and self.quarantine is not None:
+            await self.quarantine.released(worker.id, self.now())
 
     async def acknowledge_timeout(self, worker_id: str) -> None:
         worker = await self._existing(worker_id)

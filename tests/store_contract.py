@@ -358,7 +358,7 @@ class FarmContract:
                                   "render", T0 + timedelta(minutes=30))
         self.assertEqual(await farm.failed_tasks(a.id, task["job"], "render"), [task["_id"]])
         self.assertEqual(await farm.failed_tasks(a.id, task["job"], "sleep"), [])
-        self.assertEqual(await farm.jobs_failed_since(a.id, T0), 2)
+        self.assertEqual(await farm.jobs_failed_since(a.id, T0 - timedelta(seconds=1)), 2)
         self.assertEqual(await farm.jobs_failed_since(a.id, T0 + timedelta(minutes=1)), 1)
 
     @async_test
@@ -468,3 +468,23 @@ class FarmContract:
         self.assertIsNone(await store.farm.log_mark(parent["_id"]))
         # The parent is unknown now, so it counts as completed.
         self.assertEqual((await store.claim_task(worker(), recent)).id, child["_id"])
+
+    @async_test
+    async def test_quarantine_round_trip_release_and_removal(self):
+        from flamenco.store.farm import Quarantine
+
+        store = await self.store()
+        w = worker()
+        await store.add_worker(w)
+        self.assertIsNone(await store.farm.quarantine_of(w.id))
+        entry = Quarantine(w.id, "failed tasks of 3 different jobs", T0)
+        await store.farm.set_quarantine(entry)
+        self.assertEqual(await store.farm.quarantine_of(w.id), entry)
+        self.assertEqual(await store.farm.quarantined(), [entry])
+        released = Quarantine(w.id, entry.reason, T0, T0 + timedelta(hours=1))
+        await store.farm.set_quarantine(released)
+        self.assertEqual(await store.farm.quarantine_of(w.id), released)
+        self.assertEqual(await store.farm.quarantined(), [])
+        await store.farm.set_quarantine(entry)
+        await store.farm.remove_worker(w.id)
+        self.assertIsNone(await store.farm.quarantine_of(w.id))

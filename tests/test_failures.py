@@ -181,3 +181,48 @@ class BlocklistTests(TestCase):
                                         " 127.0.0.1 (a)")
         self.assertEqual(note.worker, "127.0.0.1 (a)")
         self.assertIsNone(await farm.take(a))
+
+
+class QuarantineTests(TestCase):
+    @async_test
+    async def test_failing_tasks_of_three_jobs_within_the_window_quarantines(self):
+        jobs = [new_object_id() for _ in range(4)]
+        tasks = [render_task(job=job, priority=90 - n) for n, job in enumerate(jobs)]
+        farm = await FailureFarm(self, sick_worker_jobs=3, sick_worker_window=3600).start(
+            *tasks)
+        sick, _ = await farm.worker("sick"), await farm.worker("healthy")
+        for task in tasks[:2]:
+            await farm.fail(sick, await farm.take(sick))
+            farm.m.clock.advance(1200)
+        self.assertEqual((await farm.m.request("GET", "/quarantine")).json, {"quarantine": []})
+        farm.m.clock.advance(1300)  # the first failure is now out of the window
+        await farm.fail(sick, await farm.take(sick))
+        self.assertEqual((await farm.m.request("GET", "/quarantine")).json, {"quarantine": []})
+        await farm.fail(sick, await farm.take(sick))  # jobs 2, 3, 4 within the hour
+        listing = (await farm.m.request("GET", "/quarantine")).json["quarantine"]
+        self.assertEqual([(q["worker_id"], q["reason"]) for q in listing],
+                         [(sick[0], "failed tasks of 3 different jobs within 60 minutes")])
+        record = await farm.m.store.get_worker(sick[0])
+        self.assertEqual((record.status_requested, record.lazy_status_request),
+                         (statuses.W_ASLEEP, False))
+        self.assertEqual((await farm.m.request("POST", "/task", auth=sick)).code, 423)
+        # The operator wakes it: no longer quarantined, and old failures do not count again.
+        wake = await farm.m.request(
+            "POST", f"/worker-action/{sick[0]}?action=set-status&status=awake")
+        self.assertEqual(wake.code, 204)
+        self.assertEqual((await farm.m.request("GET", "/quarantine")).json, {"quarantine": []})
+        await farm.m.request("POST", "/ack-status-change/awake", auth=sick)
+        farm.m.clock.advance(60)
+        other = render_task(job=new_object_id())
+        await farm.m.store.store_server_tasks([other], farm.m.manager.updates.now())
+        await farm.fail(sick, await farm.take(sick))
+        self.assertEqual((await farm.m.request("GET", "/quarantine")).json, {"quarantine": []})
+
+    @async_test
+    async def test_zero_jobs_turns_quarantine_off(self):
+        tasks = [render_task(job=new_object_id()) for _ in range(3)]
+        farm = await FailureFarm(self, sick_worker_jobs=0).start(*tasks)
+        sick, _ = await farm.worker("sick"), await farm.worker("healthy")
+        for _ in tasks:
+            await farm.fail(sick, await farm.take(sick))
+        self.assertEqual((await farm.m.store.get_worker(sick[0])).status_requested, "")

@@ -43,6 +43,21 @@ class LogMark:
 
 
 @attrs.frozen
+class Quarantine:
+    """A Worker asked to sleep because it failed tasks of too many jobs; in force until an
+    operator wakes it (`released` is then set)."""
+
+    worker_id: str
+    reason: str
+    since: datetime
+    released: datetime | None = None
+
+    def to_json(self) -> dict:
+        return {"worker_id": self.worker_id, "reason": self.reason,
+                "since": rfc3339(self.since)}
+
+
+@attrs.frozen
 class OldTask:
     task_id: str
     job_id: str
@@ -61,7 +76,7 @@ class IFarmStore(Interface):
         """Fires with the IDs of the tasks of (job, type) this Worker failed."""
 
     def jobs_failed_since(worker_id, since):
-        """Fires with how many different jobs the Worker failed a task of since `since`."""
+        """Fires with how many different jobs the Worker failed a task of after `since`."""
 
     # -- the blocklist ---------------------------------------------------------------------------
     def add_blocklist_entry(entry):
@@ -82,6 +97,16 @@ class IFarmStore(Interface):
     # -- Workers ---------------------------------------------------------------------------------
     def remove_worker(worker_id):
         """Delete the Worker record and its blocklist entries. Fires True if it existed."""
+
+    # -- quarantine --------------------------------------------------------------------------
+    def quarantine_of(worker_id):
+        """Fires with the Worker's latest `Quarantine` (in force or released), or None."""
+
+    def set_quarantine(quarantine):
+        """Store the Worker's `Quarantine`, replacing an earlier one."""
+
+    def quarantined():
+        """Fires with the quarantines in force, by Worker ID."""
 
     # -- task logs (§6.7) ------------------------------------------------------------------------
     def log_mark(task_id):

@@ -12,7 +12,7 @@ from txmongo.filter import sort
 from zope.interface import implementer
 
 from flamenco import statuses
-from flamenco.store.farm import BlocklistEntry, IFarmStore, LogMark, OldTask
+from flamenco.store.farm import BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine
 from flamenco.store.mongo import (
     _CANDIDATE_FIELDS, _SCHEDULE_SORT, CLAIM_CANDIDATES, CLAIMS, QUEUE, TASKS, WORKERS,
     _store_call,
@@ -22,6 +22,7 @@ from flamenco.timefmt import from_epoch, to_epoch
 FAILURES = "flamenco_task_failures"
 BLOCKLIST = "flamenco_blocklist"
 TASK_LOGS = "flamenco_task_logs"
+QUARANTINE = "flamenco_quarantine"
 
 #: (collection, index name, keys) created by `open()`, beside the store's own.
 FARM_INDEXES = (
@@ -32,6 +33,11 @@ FARM_INDEXES = (
     (QUEUE, "by_task", [("task_id", 1)]),
 )
 _CLAIM_ROUNDS = 5
+
+
+def _quarantine(doc: dict) -> Quarantine:
+    return Quarantine(doc["_id"], doc.get("reason", ""), from_epoch(doc["since"]),
+                      from_epoch(doc.get("released")))
 
 
 def _entry(doc: dict) -> BlocklistEntry:
@@ -119,7 +125,7 @@ class MongoFarm:
     @_store_call
     async def jobs_failed_since(self, worker_id, since):
         docs = await self.store._find(
-            FAILURES, {"worker_id": worker_id, "failed_at": {"$gte": to_epoch(since)}},
+            FAILURES, {"worker_id": worker_id, "failed_at": {"$gt": to_epoch(since)}},
             ["job_id"])
         return len({doc["job_id"] for doc in docs})
 
@@ -163,9 +169,29 @@ class MongoFarm:
     @_store_call
     async def remove_worker(self, worker_id):
         await self.store._db(self.store._coll(BLOCKLIST).delete_many({"worker_id": worker_id}))
+        await self.store._db(self.store._coll(QUARANTINE).delete_one({"_id": worker_id}))
         await self.store._db(self.store._coll(CLAIMS).delete_one({"_id": f"worker:{worker_id}"}))
         result = await self.store._db(self.store._coll(WORKERS).delete_one({"_id": worker_id}))
         return result.deleted_count > 0
+
+    # -- quarantine ------------------------------------------------------------------------------
+    @_store_call
+    async def quarantine_of(self, worker_id):
+        doc = await self.store._find_one(QUARANTINE, {"_id": worker_id})
+        return None if doc is None else _quarantine(doc)
+
+    @_store_call
+    async def set_quarantine(self, quarantine: Quarantine):
+        await self.store._db(self.store._coll(QUARANTINE).replace_one(
+            {"_id": quarantine.worker_id},
+            {"_id": quarantine.worker_id, "reason": quarantine.reason,
+             "since": to_epoch(quarantine.since), "released": to_epoch(quarantine.released)},
+            upsert=True))
+
+    @_store_call
+    async def quarantined(self):
+        docs = await self.store._find(QUARANTINE, {"released": None}, sort_by=[("_id", 1)])
+        return [_quarantine(doc) for doc in docs]
 
     # -- task logs -------------------------------------------------------------------------------
     @_store_call

@@ -6,9 +6,14 @@ from datetime import datetime
 
 from zope.interface import implementer
 
-from flamenco.store.farm import BlocklistEntry, IFarmStore, LogMark, OldTask
+from flamenco.store.farm import BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine
 from flamenco.store.sqlite import _deferred
-from flamenco.timefmt import from_epoch
+from flamenco.timefmt import from_epoch, to_epoch
+
+
+def _quarantine(row) -> Quarantine:
+    worker_id, reason, since, released = row
+    return Quarantine(worker_id, reason, from_epoch(since), from_epoch(released))
 
 
 @implementer(IFarmStore)
@@ -66,7 +71,7 @@ class SQLiteFarm:
     @_deferred
     def jobs_failed_since(self, worker_id, since):
         return self._query("SELECT count(DISTINCT job_id) FROM task_failures"
-                           " WHERE worker_id = ? AND failed_at >= ?",
+                           " WHERE worker_id = ? AND failed_at > ?",
                            (worker_id, since.timestamp()))[0][0]
 
     # -- the blocklist ---------------------------------------------------------------------------
@@ -112,8 +117,31 @@ class SQLiteFarm:
     def remove_worker(self, worker_id):
         with self.store._transaction() as cursor:
             cursor.execute("DELETE FROM blocklist WHERE worker_id = ?", (worker_id,))
+            cursor.execute("DELETE FROM quarantine WHERE worker_id = ?", (worker_id,))
             cursor.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
             return cursor.rowcount > 0
+
+    # -- quarantine ------------------------------------------------------------------------------
+    @_deferred
+    def quarantine_of(self, worker_id):
+        rows = self._query("SELECT worker_id, reason, since, released FROM quarantine"
+                           " WHERE worker_id = ?", (worker_id,))
+        return _quarantine(rows[0]) if rows else None
+
+    @_deferred
+    def set_quarantine(self, quarantine: Quarantine):
+        with self.store._transaction() as cursor:
+            cursor.execute(
+                "INSERT OR REPLACE INTO quarantine (worker_id, reason, since, released)"
+                " VALUES (?, ?, ?, ?)",
+                (quarantine.worker_id, quarantine.reason, quarantine.since.timestamp(),
+                 to_epoch(quarantine.released)))
+
+    @_deferred
+    def quarantined(self):
+        rows = self._query("SELECT worker_id, reason, since, released FROM quarantine"
+                           " WHERE released IS NULL ORDER BY worker_id")
+        return [_quarantine(row) for row in rows]
 
     # -- task logs -------------------------------------------------------------------------------
     @_deferred

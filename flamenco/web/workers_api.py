@@ -220,6 +220,13 @@ class WorkerAPI:
         entries = await self.manager.failures.blocklist()
         return json_response(request, {"blocklist": [entry.to_json() for entry in entries]})
 
+    @app.route("/quarantine", methods=["GET"])
+    @endpoint
+    async def quarantine(self, request):
+        self._require_loopback(request)
+        entries = await self.manager.quarantine.listing()
+        return json_response(request, {"quarantine": [entry.to_json() for entry in entries]})
+
     @app.route("/logfile/<job_id>/<task_id>", methods=["GET"])
     @endpoint
     async def logfile(self, request, job_id, task_id):

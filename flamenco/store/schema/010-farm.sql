@@ -33,3 +33,11 @@ CREATE TABLE task_logs (
 
 -- Housekeeping never removes a task with queued updates.
 CREATE INDEX task_updates_by_task ON task_updates (task_id);
+
+-- Sick-worker quarantine: in force while `released` is NULL.
+CREATE TABLE quarantine (
+    worker_id TEXT PRIMARY KEY,
+    reason    TEXT NOT NULL,
+    since     REAL NOT NULL,
+    released  REAL
+);
