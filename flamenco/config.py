@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import yaml
@@ -48,6 +49,15 @@ def _server_generation(instance, attribute, value):
     if value not in SERVER_GENERATIONS:
         raise ConfigError(f"{attribute.name}: expected one of {', '.join(SERVER_GENERATIONS)}, "
                           f"not {value!r}")
+
+
+def _time_zone(instance, attribute, value):
+    if value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{attribute.name}: unknown time zone {value!r}"
+                              " (use a name like Europe/Amsterdam)") from None
 
 
 def _string_tuple(key: str, value) -> tuple[str, ...]:
@@ -131,6 +141,12 @@ class Config:
     task_cleanup_max_age: float = attrs.field(default=336 * 3600.0, validator=_non_negative)
     #: Where task log files live; empty = no log files (pushes then carry the full log).
     task_logs_path: str = "task-logs"
+    #: IANA zone the sleep schedules' times are in; empty = the system's.
+    sleep_schedule_timezone: str = attrs.field(default="", validator=_time_zone)
+
+    @property
+    def sleep_schedule_zone(self):
+        return ZoneInfo(self.sleep_schedule_timezone) if self.sleep_schedule_timezone else None
 
     @property
     def soft_fail(self) -> bool:

@@ -14,6 +14,7 @@ from flamenco.housekeeping import TaskCleanup, WorkerCleanup, WorkerTimeouts
 from flamenco.ids import new_object_id
 from flamenco.quarantine import SickWorkers
 from flamenco.scheduler import Scheduler
+from flamenco.sleep_schedules import SleepScheduler
 from flamenco.task_logs import TaskLogs
 from flamenco.task_updates import TaskUpdateService
 from flamenco.timeouts import TaskTimeoutChecker
@@ -79,6 +80,7 @@ class Manager:
     lease_holder: str
     failures: FailureHandling | None = None
     quarantine: SickWorkers | None = None
+    sleep_schedules: SleepScheduler | None = None
     task_logs: TaskLogs | None = None
     task_cleanup: TaskCleanup | None = None
     worker_cleanup: WorkerCleanup | None = None
@@ -139,6 +141,9 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
             store, task_updates, timeout=config.active_worker_timeout_interval_seconds),
     )
     timeouts.setServiceParent(services)
+    sleep_schedules = SleepScheduler(store, clock, zone=config.sleep_schedule_zone,
+                                     lease_holder=lease_holder)
+    sleep_schedules.setServiceParent(services)
     worker_cleanup = task_cleanup = None
     if config.worker_cleanup_max_age:
         worker_cleanup = WorkerCleanup(store, workers, clock,
@@ -163,6 +168,7 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         lease_holder=lease_holder,
         failures=failures,
         quarantine=quarantine,
+        sleep_schedules=sleep_schedules,
         task_logs=task_logs,
         task_cleanup=task_cleanup,
         worker_cleanup=worker_cleanup,

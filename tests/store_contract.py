@@ -488,3 +488,25 @@ class FarmContract:
         await store.farm.set_quarantine(entry)
         await store.farm.remove_worker(w.id)
         self.assertIsNone(await store.farm.quarantine_of(w.id))
+
+    @async_test
+    async def test_sleep_schedules_round_trip_and_due(self):
+        from flamenco.store.farm import SleepSchedule
+
+        store = await self.store()
+        a, b, c = new_object_id(), new_object_id(), new_object_id()
+        farm = store.farm
+        self.assertIsNone(await farm.sleep_schedule(a))
+        first = SleepSchedule(a, True, ("mo", "we"), "09:00", "17:30")
+        await farm.set_sleep_schedule(first)
+        self.assertEqual(await farm.sleep_schedule(a), first)
+        await farm.set_sleep_schedule(SleepSchedule(b, True, next_check=T0 + timedelta(hours=1)))
+        await farm.set_sleep_schedule(SleepSchedule(c, False))
+        self.assertEqual([s.worker_id for s in await farm.sleep_schedules_due(T0)], [a])
+        due_later = await farm.sleep_schedules_due(T0 + timedelta(hours=1))
+        self.assertEqual([s.worker_id for s in due_later], sorted([a, b]))
+        self.assertEqual(due_later[[s.worker_id for s in due_later].index(b)].next_check,
+                         T0 + timedelta(hours=1))
+        self.assertTrue(await farm.remove_sleep_schedule(a))
+        self.assertFalse(await farm.remove_sleep_schedule(a))
+        self.assertIsNone(await farm.sleep_schedule(a))

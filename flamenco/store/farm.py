@@ -58,6 +58,23 @@ class Quarantine:
 
 
 @attrs.frozen
+class SleepSchedule:
+    worker_id: str
+    active: bool
+    days_of_week: tuple[str, ...] = ()  # "mo".."su"; empty: every day
+    time_start: str = ""  # "HH:MM", empty: from midnight
+    time_end: str = ""  # "HH:MM", empty: until midnight
+    next_check: datetime | None = None
+
+    def to_json(self) -> dict:
+        doc: dict = {"schedule_active": self.active, "days_of_week": " ".join(self.days_of_week),
+                     "time_start": self.time_start, "time_end": self.time_end}
+        if self.next_check is not None:
+            doc["next_check"] = rfc3339(self.next_check)
+        return doc
+
+
+@attrs.frozen
 class OldTask:
     task_id: str
     job_id: str
@@ -107,6 +124,19 @@ class IFarmStore(Interface):
 
     def quarantined():
         """Fires with the quarantines in force, by Worker ID."""
+
+    # -- sleep schedules (§5.10.4) --------------------------------------------------------------
+    def sleep_schedule(worker_id):
+        """Fires with the Worker's `SleepSchedule`, or None."""
+
+    def set_sleep_schedule(schedule):
+        """Store a `SleepSchedule`, replacing the Worker's earlier one."""
+
+    def remove_sleep_schedule(worker_id):
+        """Fires True if the Worker had a schedule."""
+
+    def sleep_schedules_due(now):
+        """Fires with the active schedules whose `next_check` is missing or not after `now`."""
 
     # -- task logs (§6.7) ------------------------------------------------------------------------
     def log_mark(task_id):

@@ -12,7 +12,9 @@ from txmongo.filter import sort
 from zope.interface import implementer
 
 from flamenco import statuses
-from flamenco.store.farm import BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine
+from flamenco.store.farm import (
+    BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine, SleepSchedule,
+)
 from flamenco.store.mongo import (
     _CANDIDATE_FIELDS, _SCHEDULE_SORT, CLAIM_CANDIDATES, CLAIMS, QUEUE, TASKS, WORKERS,
     _store_call,
@@ -23,6 +25,7 @@ FAILURES = "flamenco_task_failures"
 BLOCKLIST = "flamenco_blocklist"
 TASK_LOGS = "flamenco_task_logs"
 QUARANTINE = "flamenco_quarantine"
+SCHEDULES = "flamenco_sleep_schedules"
 
 #: (collection, index name, keys) created by `open()`, beside the store's own.
 FARM_INDEXES = (
@@ -33,6 +36,12 @@ FARM_INDEXES = (
     (QUEUE, "by_task", [("task_id", 1)]),
 )
 _CLAIM_ROUNDS = 5
+
+
+def _schedule(doc: dict) -> SleepSchedule:
+    return SleepSchedule(doc["_id"], bool(doc.get("active")), tuple(doc.get("days") or ()),
+                         doc.get("time_start", ""), doc.get("time_end", ""),
+                         from_epoch(doc.get("next_check")))
 
 
 def _quarantine(doc: dict) -> Quarantine:
@@ -170,6 +179,7 @@ class MongoFarm:
     async def remove_worker(self, worker_id):
         await self.store._db(self.store._coll(BLOCKLIST).delete_many({"worker_id": worker_id}))
         await self.store._db(self.store._coll(QUARANTINE).delete_one({"_id": worker_id}))
+        await self.store._db(self.store._coll(SCHEDULES).delete_one({"_id": worker_id}))
         await self.store._db(self.store._coll(CLAIMS).delete_one({"_id": f"worker:{worker_id}"}))
         result = await self.store._db(self.store._coll(WORKERS).delete_one({"_id": worker_id}))
         return result.deleted_count > 0
@@ -192,6 +202,33 @@ class MongoFarm:
     async def quarantined(self):
         docs = await self.store._find(QUARANTINE, {"released": None}, sort_by=[("_id", 1)])
         return [_quarantine(doc) for doc in docs]
+
+    # -- sleep schedules ---------------------------------------------------------------------------
+    @_store_call
+    async def sleep_schedule(self, worker_id):
+        doc = await self.store._find_one(SCHEDULES, {"_id": worker_id})
+        return None if doc is None else _schedule(doc)
+
+    @_store_call
+    async def set_sleep_schedule(self, schedule: SleepSchedule):
+        await self.store._db(self.store._coll(SCHEDULES).replace_one({"_id": schedule.worker_id}, {
+            "_id": schedule.worker_id, "active": schedule.active,
+            "days": list(schedule.days_of_week), "time_start": schedule.time_start,
+            "time_end": schedule.time_end, "next_check": to_epoch(schedule.next_check),
+        }, upsert=True))
+
+    @_store_call
+    async def remove_sleep_schedule(self, worker_id):
+        result = await self.store._db(self.store._coll(SCHEDULES).delete_one({"_id": worker_id}))
+        return result.deleted_count > 0
+
+    @_store_call
+    async def sleep_schedules_due(self, now):
+        docs = await self.store._find(
+            SCHEDULES, {"active": True, "$or": [{"next_check": None},
+                                                {"next_check": {"$lte": to_epoch(now)}}]},
+            sort_by=[("_id", 1)])
+        return [_schedule(doc) for doc in docs]
 
     # -- task logs -------------------------------------------------------------------------------
     @_store_call

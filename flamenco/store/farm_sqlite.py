@@ -6,9 +6,17 @@ from datetime import datetime
 
 from zope.interface import implementer
 
-from flamenco.store.farm import BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine
+from flamenco.store.farm import (
+    BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine, SleepSchedule,
+)
 from flamenco.store.sqlite import _deferred
 from flamenco.timefmt import from_epoch, to_epoch
+
+
+def _schedule(row) -> SleepSchedule:
+    worker_id, active, days, start, end, next_check = row
+    return SleepSchedule(worker_id, bool(active), tuple(days.split()), start, end,
+                         from_epoch(next_check))
 
 
 def _quarantine(row) -> Quarantine:
@@ -118,6 +126,7 @@ class SQLiteFarm:
         with self.store._transaction() as cursor:
             cursor.execute("DELETE FROM blocklist WHERE worker_id = ?", (worker_id,))
             cursor.execute("DELETE FROM quarantine WHERE worker_id = ?", (worker_id,))
+            cursor.execute("DELETE FROM sleep_schedules WHERE worker_id = ?", (worker_id,))
             cursor.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
             return cursor.rowcount > 0
 
@@ -142,6 +151,37 @@ class SQLiteFarm:
         rows = self._query("SELECT worker_id, reason, since, released FROM quarantine"
                            " WHERE released IS NULL ORDER BY worker_id")
         return [_quarantine(row) for row in rows]
+
+    # -- sleep schedules ---------------------------------------------------------------------------
+    _SCHEDULE_COLUMNS = "worker_id, active, days, time_start, time_end, next_check"
+
+    @_deferred
+    def sleep_schedule(self, worker_id):
+        rows = self._query(f"SELECT {self._SCHEDULE_COLUMNS} FROM sleep_schedules"
+                           " WHERE worker_id = ?", (worker_id,))
+        return _schedule(rows[0]) if rows else None
+
+    @_deferred
+    def set_sleep_schedule(self, schedule: SleepSchedule):
+        with self.store._transaction() as cursor:
+            cursor.execute(
+                f"INSERT OR REPLACE INTO sleep_schedules ({self._SCHEDULE_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (schedule.worker_id, int(schedule.active), " ".join(schedule.days_of_week),
+                 schedule.time_start, schedule.time_end, to_epoch(schedule.next_check)))
+
+    @_deferred
+    def remove_sleep_schedule(self, worker_id):
+        with self.store._transaction() as cursor:
+            cursor.execute("DELETE FROM sleep_schedules WHERE worker_id = ?", (worker_id,))
+            return cursor.rowcount > 0
+
+    @_deferred
+    def sleep_schedules_due(self, now):
+        rows = self._query(f"SELECT {self._SCHEDULE_COLUMNS} FROM sleep_schedules"
+                           " WHERE active AND (next_check IS NULL OR next_check <= ?)"
+                           " ORDER BY worker_id", (now.timestamp(),))
+        return [_schedule(row) for row in rows]
 
     # -- task logs -------------------------------------------------------------------------------
     @_deferred

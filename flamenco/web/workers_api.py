@@ -12,7 +12,7 @@ import flamenco
 from flamenco.documents import (
     WorkerRegistration, WorkerSignOn, WorkerTaskUpdate, decode_json_object, parse_output_produced,
 )
-from flamenco.errors import BadRequest, Forbidden, UnknownTask
+from flamenco.errors import BadRequest, Forbidden, UnknownTask, UnknownWorker
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.web.responses import endpoint, json_error, json_response, no_content, read_body
 from flamenco.web.task_log_files import log_file_response
@@ -219,6 +219,31 @@ class WorkerAPI:
         self._require_loopback(request)
         entries = await self.manager.failures.blocklist()
         return json_response(request, {"blocklist": [entry.to_json() for entry in entries]})
+
+    @app.route("/set-sleep-schedule/<worker_id>", methods=["POST"])
+    @endpoint
+    async def set_sleep_schedule(self, request, worker_id):
+        self._require_loopback(request)
+        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
+        if content_type != b"application/json":
+            return json_error(request, 406, "send the schedule as application/json")
+        scheduler = self.manager.sleep_schedules
+        schedule = await scheduler.save(worker_id, self._json_body(request, "sleep schedule"),
+                                        self.manager.updates.now())
+        return json_response(request, schedule.to_json())
+
+    @app.route("/sleep-schedule/<worker_id>", methods=["GET", "DELETE"])
+    @endpoint
+    async def sleep_schedule(self, request, worker_id):
+        self._require_loopback(request)
+        scheduler = self.manager.sleep_schedules
+        if request.method == b"DELETE":
+            await scheduler.clear(worker_id)
+            return no_content(request)
+        schedule = await scheduler.get(worker_id)
+        if schedule is None:
+            raise UnknownWorker(f"worker {worker_id} has no sleep schedule")
+        return json_response(request, schedule.to_json())
 
     @app.route("/quarantine", methods=["GET"])
     @endpoint

@@ -41,3 +41,13 @@ CREATE TABLE quarantine (
     since     REAL NOT NULL,
     released  REAL
 );
+
+-- Sleep schedules (days: space-separated two-letter days; times HH:MM or empty).
+CREATE TABLE sleep_schedules (
+    worker_id  TEXT PRIMARY KEY,
+    active     INTEGER NOT NULL,
+    days       TEXT NOT NULL DEFAULT '',
+    time_start TEXT NOT NULL DEFAULT '',
+    time_end   TEXT NOT NULL DEFAULT '',
+    next_check REAL
+);
