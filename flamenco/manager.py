@@ -17,6 +17,7 @@ from flamenco.scheduler import Scheduler
 from flamenco.sleep_schedules import SleepScheduler
 from flamenco.task_logs import TaskLogs
 from flamenco.task_updates import TaskUpdateService
+from flamenco.test_tasks import TestTasks
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
 from flamenco.upstream import ITaskSource, NoServer
@@ -81,6 +82,7 @@ class Manager:
     failures: FailureHandling | None = None
     quarantine: SickWorkers | None = None
     sleep_schedules: SleepScheduler | None = None
+    test_tasks: TestTasks | None = None
     task_logs: TaskLogs | None = None
     task_cleanup: TaskCleanup | None = None
     worker_cleanup: WorkerCleanup | None = None
@@ -169,6 +171,7 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         failures=failures,
         quarantine=quarantine,
         sleep_schedules=sleep_schedules,
+        test_tasks=TestTasks(store, updates),
         task_logs=task_logs,
         task_cleanup=task_cleanup,
         worker_cleanup=worker_cleanup,

@@ -257,6 +257,10 @@ class WorkerService:
         """Operator action `forget-worker`."""
         await self.remove(await self._existing(worker_id), "worker was forgotten by an operator")
 
+    async def existing(self, worker_id: str) -> Worker:
+        """The worker an operator request names, or UnknownWorker (404)."""
+        return await self._existing(worker_id)
+
     async def _existing(self, worker_id: str) -> Worker:
         worker = None
         if is_object_id(worker_id):

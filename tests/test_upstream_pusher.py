@@ -220,3 +220,30 @@ class LogUploadTests(unittest.TestCase):
         uploads.request([{"job": "nope", "task": logged}])  # malformed: ignored
         await uploads.when_idle()
         self.assertEqual(len(uploads.uploaded), 2)
+
+
+class LocalTaskTests(unittest.TestCase):
+    @async_test
+    async def test_updates_of_test_tasks_never_reach_the_server(self):
+        from flamenco.test_tasks import new_local_task_id
+
+        server = serve_for_test(self)
+        clock = task.Clock()
+        clock.advance(1515575700)
+        store = await sqlite_store_for_test(self)
+        updates = UpdateQueue(store, clock)
+        pusher = UpdatePusher(client_for_test(self, server, clock=clock, timeout=5), store,
+                              CancelRequests(store, updates), clock, max_count=10,
+                              max_interval=30, cancel_interval=10, backoff_max=8,
+                              lease_holder="m", lease_seconds=30)
+        _, (server_task,) = server.create_job([{"name": "a"}], status="claimed-by-manager")
+        local = new_local_task_id()
+        await updates.queue(local, task_status="completed")
+        await updates.queue(server_task, activity="real work")
+        await pusher.push_batch(await store.queued_updates(10))
+        self.assertEqual(await store.count_queued_updates(), 0)
+        self.assertEqual(server.pushed_batches[-1]["count"], 1)
+        await updates.queue(local, activity="only local")
+        self.assertTrue(await pusher.push_batch(await store.queued_updates(10)))
+        self.assertEqual(len(server.pushed_batches), 1)
+        self.assertEqual(await store.count_queued_updates(), 0)

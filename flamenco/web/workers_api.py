@@ -203,6 +203,11 @@ class WorkerAPI:
             await workers.request_status(worker_id, "shutdown", lazy)
         elif action == "ack-timeout":
             await workers.acknowledge_timeout(worker_id)
+        elif action == "send-test-job":
+            worker = await workers.existing(worker_id)
+            task_id = await self.manager.test_tasks.send_test_task(worker)
+            return json_response(request, {"message": f"test task {task_id} queued",
+                                           "task_id": task_id})
         elif action == "forget-worker":
             await workers.forget(worker_id)
         elif action in ("forget-blacklist-line", "forget-blocklist-line"):
@@ -210,7 +215,7 @@ class WorkerAPI:
                 worker_id, args.get("job_id", ""), args.get("task_type", ""))
         else:
             raise BadRequest(f"unknown action {action!r}; use set-status, shutdown, ack-timeout,"
-                             " forget-worker or forget-blocklist-line")
+                             " send-test-job, forget-worker or forget-blocklist-line")
         return no_content(request)
 
     @app.route("/blocklist", methods=["GET"])
