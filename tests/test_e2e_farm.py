@@ -25,9 +25,11 @@ from tests.util import async_test
 class FarmEndToEndTest(unittest.TestCase):
     timeout = 90
 
-    async def start_farm(self, tasks, **config):
+    async def start_farm(self, tasks, jobs=1, **config):
         self.server = serve_for_test(self)
-        self.job, self.ids = self.server.create_job(tasks)
+        self.jobs = [self.server.create_job(tasks) for _ in range(jobs)]
+        self.job, self.ids = self.jobs[0]
+        self.all_ids = [task_id for _, ids in self.jobs for task_id in ids]
         workdir = self.mktemp()
         os.makedirs(workdir)
         config = dict(FAST_LINK, flamenco=self.server.url, manager_id=DEFAULT_MANAGER_ID,
@@ -36,7 +38,7 @@ class FarmEndToEndTest(unittest.TestCase):
         self.manager = ManagerProcess(config, workdir)
         stop_at_cleanup(self, self.manager)
         await self.manager.start()
-        await self.server.wait_for(statuses_are(self.ids, "claimed-by-manager"), 20)
+        await self.server.wait_for(statuses_are(self.all_ids, "claimed-by-manager"), 20)
         self.loops = []
 
     def worker(self, nickname, **kwargs) -> SimulatedWorker:
@@ -89,6 +91,32 @@ class FailureTests(FarmEndToEndTest):
                           for e in listing["blocklist"]],
                          [(broken.worker_id, self.job, "sleep")])
         self.assertIn("simulated error", listing["blocklist"][0]["reason"])
+
+
+class QuarantineTests(FarmEndToEndTest):
+    @async_test
+    async def test_a_worker_failing_in_three_jobs_sleeps_until_woken(self):
+        await self.start_farm([{"name": "t", "task_type": "sleep"}], jobs=3)
+        sick = self.worker("sick", fails=lambda doc: True)
+        good = self.worker("good", work_seconds=0.1)
+        await good.register()
+        self.start_loop(sick, asleep_poll=0.2)
+        await self.server.wait_for(
+            lambda s: all(s.task_status(t) == "soft-failed" for t in self.all_ids), 30)
+        await eventually(lambda: defer.succeed(sick.status == "asleep"), timeout=10)
+        code, listing = await self.operator_get("/quarantine")
+        self.assertEqual([q["worker_id"] for q in listing["quarantine"]], [sick.worker_id])
+        self.assertIn("3 different jobs", listing["quarantine"][0]["reason"])
+        self.start_loop(good)
+        await self.server.wait_for(statuses_are(self.all_ids, "completed"), 30)
+        self.assertEqual(sick.status, "asleep")
+        response = await treq.post(
+            f"{self.manager.url}worker-action/{sick.worker_id}",
+            data={"action": "set-status", "status": "awake"}, persistent=False)
+        await response.content()
+        self.assertEqual(response.code, 204)
+        await eventually(lambda: defer.succeed(sick.status == "awake"), timeout=10)
+        self.assertEqual((await self.operator_get("/quarantine"))[1], {"quarantine": []})
 
 
 class WorkerTimeoutTests(FarmEndToEndTest):
@@ -157,3 +185,50 @@ class LogFileTests(unittest.TestCase):
 
         lines = await eventually(complete, timeout=5)
         self.assertEqual(lines, [f"line {n:03d}" for n in range(60)])
+
+
+class HousekeepingTests(unittest.TestCase):
+    """In-process Manager on a `task.Clock` (14 days pass in a moment), simulated 2.x Workers
+    over loopback HTTP."""
+
+    @async_test
+    async def test_housekeeping_removes_old_tasks_and_their_logs_and_nothing_else(self):
+        from tests.inprocess import InProcessManager
+
+        m = InProcessManager(self, task_logs_path=os.path.abspath(self.mktemp()),
+                             task_cleanup_max_age=14 * 86400,
+                             active_worker_timeout_interval_seconds=0,
+                             active_task_timeout_interval_seconds=30 * 86400)
+        await m.start()
+        done = [task_doc(priority=90), task_doc(priority=80)]
+        running, waiting = task_doc(priority=70), task_doc(priority=10)
+        await m.store.store_server_tasks([*done, running, waiting], m.manager.updates.now())
+        worker = SimulatedWorker(m.url, generation=GENERATION_2_X, types=("sleep",))
+        self.addCleanup(lambda: defer.ensureDeferred(worker.close()))
+        await worker.register()
+        for doc in done:
+            outcome = await worker.run_task(await worker.ask_for_task())
+            self.assertEqual((outcome.task_id, outcome.result), (doc["_id"], "completed"))
+        busy = await worker.ask_for_task()  # still running 15 days later
+        self.assertEqual(busy["_id"], running["_id"])
+        # The Server acknowledged everything but the last update of `waiting`.
+        await m.manager.updates.queue(waiting["_id"], activity="not pushed yet")
+        queued = await m.store.queued_updates(1000)
+        await m.store.ack_updates([u.id for u in queued if u.task_id != waiting["_id"]])
+        logs = m.manager.task_logs
+        paths = {doc["_id"]: logs.path(doc["job"], doc["_id"]) for doc in done + [running]}
+        self.assertTrue(all(os.path.exists(path) for path in paths.values()))
+
+        m.manager.services.startService()
+        self.addCleanup(m.manager.services.stopService)
+        for _ in range(15):
+            m.clock.advance(86400)
+            self.assertEqual(await worker.send_update(running["_id"], activity="rendering"),
+                             204)
+        for doc in done:
+            self.assertIsNone(await m.store.get_task(doc["_id"]))
+            self.assertFalse(os.path.exists(paths[doc["_id"]]))
+        self.assertEqual((await m.store.get_task(running["_id"])).status, "active")
+        self.assertTrue(os.path.exists(paths[running["_id"]]))
+        self.assertIsNotNone(await m.store.get_task(waiting["_id"]))
+        self.assertEqual(await m.store.count_tasks(), 2)
