@@ -1,7 +1,6 @@
 """The Worker timeout, ack-timeout, Worker and task clean-up, all on a `task.Clock`."""
 
 import os
-from datetime import timedelta
 
 from twisted.trial.unittest import TestCase
 

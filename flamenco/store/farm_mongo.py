@@ -1,7 +1,10 @@
 """`IFarmStore` on the MongoDB store.
 
 Collections: `flamenco_task_failures` (`_id` = `<task>:<worker>`), `flamenco_blocklist`
-(`_id` = `<worker>:<job>:<type>`), `flamenco_task_logs` (`_id` = task). Times are Unix seconds.
+(`_id` = `<worker>:<job>:<type>`), `flamenco_task_logs`, `flamenco_quarantine` and
+`flamenco_sleep_schedules` (`_id` = task / Worker). Times are Unix seconds. A Worker with
+failures or blocklist entries is given tasks by a query of its own instead of the store's
+shared candidate cache.
 """
 
 from __future__ import annotations
