@@ -71,7 +71,8 @@ class IStore(Interface):
 
         First a task already `active` for this worker (it lost it, §5.1 step 5), else the best
         eligible one (§5.2-5.4): schedulable status, schedule type in the worker's supported
-        types, every parent completed or unknown locally; ordered by job_priority desc,
+        types, every parent completed or unknown locally, not a task the worker failed nor one
+        of a (job, type) it is blocklisted for (`farm`); ordered by job_priority desc,
         priority desc, _id asc. The chosen task becomes `active` with worker_id = worker.id,
         last_worker_ping = now and worker = worker.identifier. No update is queued: the caller
         queues one once the Server confirmed the task (refetch)."""
