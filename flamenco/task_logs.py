@@ -33,6 +33,7 @@ import shutil
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from flamenco.store.farm import LogMark
 
@@ -60,6 +61,7 @@ class TaskLogs:
         self.store = store
         self.root = os.path.abspath(root)
         self._locks: dict[str, defer.DeferredLock] = {}
+        self._compressing: dict[str, defer.Deferred] = {}  # task ID -> compression running
 
     def path(self, job_id: str, task_id: str) -> str:
         return os.path.join(self.root, f"job-{job_id[:4]}", job_id, f"task-{task_id}.txt")
@@ -109,22 +111,43 @@ class TaskLogs:
     # -- rotation --------------------------------------------------------------------------------
     async def rotate(self, task_id: str, job_id: str) -> None:
         """The task is handed out again: its log so far becomes `.txt.1.gz` (older ones move
-        up one number) and a new file starts."""
+        up one number) and a new file starts. The compression runs in a thread after this
+        returns, so that handing out the task does not wait for it."""
         if not job_id:
             return
         async with self.lock(task_id):
             try:
                 path = self.path(job_id, task_id)
                 rotating = path + ".rotating"
+                if task_id in self._compressing:
+                    await self._compressing[task_id]
                 if os.path.exists(rotating):  # a rotation the Manager was killed in
                     await deferToThread(_shift_and_compress, path, rotating)
                 if os.path.exists(path):
                     os.replace(path, rotating)
                 await self.store.farm.set_log_mark(task_id, LogMark(job_id, 0))
                 if os.path.exists(rotating):
-                    await deferToThread(_shift_and_compress, path, rotating)
+                    self._compress_later(task_id, path, rotating)
             finally:
                 self._release(task_id)
+
+    def _compress_later(self, task_id: str, path: str, rotating: str) -> None:
+        compressing = deferToThread(_shift_and_compress, path, rotating)
+        self._compressing[task_id] = compressing
+
+        def done(result):
+            if self._compressing.get(task_id) is compressing:
+                del self._compressing[task_id]
+            if isinstance(result, Failure):
+                log.failure("compressing the rotated log of task {task} failed", result,
+                            task=task_id)
+            return None
+
+        compressing.addBoth(done)
+
+    def when_compressed(self) -> defer.Deferred:
+        """Fires when no rotated log is being compressed (tests, shutdown)."""
+        return defer.gatherResults(list(self._compressing.values()), consumeErrors=True)
 
     # -- reading ---------------------------------------------------------------------------------
     def find(self, job_id: str, task_id: str) -> tuple[str, bool] | None:

@@ -235,7 +235,12 @@ class WorkerService:
                 f"{', '.join(sorted(statuses.REQUESTABLE_WORKER_STATUSES))}"
             )
         worker = await self._existing(worker_id)
-        await self._update(worker, {"status_requested": status, "lazy_status_request": lazy})
+        if status == statuses.W_AWAKE and not worker.is_2x:
+            # A 2.0 worker can never acknowledge a request (§5.10.6): being asked to be awake
+            # means no longer being asked to sleep.
+            await self._update(worker, {"status_requested": "", "lazy_status_request": False})
+        else:
+            await self._update(worker, {"status_requested": status, "lazy_status_request": lazy})
         if status == statuses.W_AWAKE and self.quarantine is not None:
             await self.quarantine.released(worker.id, self.now())
 

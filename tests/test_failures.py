@@ -226,3 +226,18 @@ class QuarantineTests(TestCase):
         for _ in tasks:
             await farm.fail(sick, await farm.take(sick))
         self.assertEqual((await farm.m.store.get_worker(sick[0])).status_requested, "")
+
+    @async_test
+    async def test_a_quarantined_2_0_worker_idles_until_woken(self):
+        tasks = [render_task(job=new_object_id(), priority=90 - n) for n in range(4)]
+        farm = await FailureFarm(self, sick_worker_jobs=2).start(*tasks)
+        sick = await farm.m.register(generation="2.0", types=("render",), nickname="old")
+        await farm.worker("healthy")
+        for _ in range(2):
+            await farm.fail(sick, await farm.take(sick))
+        self.assertEqual((await farm.m.request("POST", "/task", auth=sick)).code, 423)
+        wake = await farm.m.request(
+            "POST", f"/worker-action/{sick[0]}?action=set-status&status=awake")
+        self.assertEqual(wake.code, 204)
+        self.assertEqual((await farm.m.store.get_worker(sick[0])).status_requested, "")
+        self.assertIsNotNone(await farm.take(sick))

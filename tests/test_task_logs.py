@@ -97,6 +97,7 @@ class LogFileTests(TestCase):
             await farm.send(log=run)
         self.assertNotIn("second run", farm.text())
         self.assertIn("third run", farm.text())
+        await farm.m.manager.task_logs.when_compressed()
         with gzip.open(farm.path + ".1.gz", "rt") as stream:
             self.assertIn("second run", stream.read())
         with gzip.open(farm.path + ".2.gz", "rt") as stream:
