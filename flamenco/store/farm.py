@@ -1,4 +1,5 @@
-"""The store's farm-operations part: Worker failures, the blocklist, task-log marks, clean-up.
+"""The store's farm-operations part: Worker failures, the blocklist, quarantine, sleep
+schedules, task-log marks, removal of old tasks and Workers.
 
 Both stores compose one (`store.farm`): `farm_sqlite.SQLiteFarm`, `farm_mongo.MongoFarm`. The
 claim of a task (`IStore.claim_task`) consults the same records, so that a Worker never gets a
