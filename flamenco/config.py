@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import yaml
@@ -16,6 +17,8 @@ import yaml
 from flamenco.ids import is_object_id, normalise_object_id
 
 PLATFORMS = ("linux", "windows", "darwin")
+#: The Flamenco Server releases the Manager can talk to (see the README, "Which Server").
+SERVER_GENERATIONS = ("2017", "2021")
 
 
 class ConfigError(ValueError):
@@ -48,6 +51,32 @@ def _bcrypt_cost(instance, attribute, value):
 
 
 REGISTRATION_MODES = ("open", "secret", "approve")
+def _optional_boolean(instance, attribute, value):
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name}: expected true or false, not {value!r}")
+
+
+def _server_generation(instance, attribute, value):
+    if value not in SERVER_GENERATIONS:
+        raise ConfigError(f"{attribute.name}: expected one of {', '.join(SERVER_GENERATIONS)}, "
+                          f"not {value!r}")
+
+
+def _time_zone(instance, attribute, value):
+    if value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{attribute.name}: unknown time zone {value!r}"
+                              " (use a name like Europe/Amsterdam)") from None
+
+
+def _string_tuple(key: str, value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{key}: expected a list of strings, not {value!r}")
+    return tuple(value)
 
 
 @attrs.frozen
@@ -121,6 +150,41 @@ class Config:
     #: Threads that do nothing but bcrypt work (registrations, first sign-ons).
     worker_secret_hashing_threads: int = attrs.field(default=1, validator=_positive)
     variables: dict = attrs.field(factory=dict)
+    # -- farm operations (PROTOCOL §5.9-5.11, §6.7) ----------------------------------------------
+    #: 2017: pushes carry the full `log` and soft-fail is off; 2021: `log_tail`, soft-fail on.
+    server_generation: str = attrs.field(default="2021", validator=_server_generation)
+    #: A Worker's `failed` becomes `soft-failed` (retried elsewhere); None: per Server generation.
+    task_soft_fail: bool | None = attrs.field(default=None, validator=_optional_boolean)
+    task_fail_after_softfail_count: int = attrs.field(default=3, validator=_positive)
+    blocklist_threshold: int = attrs.field(default=3, validator=_non_negative)
+    blocklist_expiry: float = attrs.field(default=7 * 24 * 3600.0, validator=_positive)
+    #: Quarantine: failures in this many different jobs within the window; 0 = off.
+    sick_worker_jobs: int = attrs.field(default=3, validator=_non_negative)
+    sick_worker_window: float = attrs.field(default=3600.0, validator=_positive)
+    #: Awake Workers not heard of for this long become `timeout`; 0 = never.
+    active_worker_timeout_interval_seconds: float = attrs.field(default=60, validator=_non_negative)
+    worker_cleanup_max_age: float = attrs.field(default=0.0, validator=_non_negative)
+    worker_cleanup_status: tuple = ("offline",)
+    task_cleanup_max_age: float = attrs.field(default=336 * 3600.0, validator=_non_negative)
+    #: Where task log files live; empty = no log files (pushes then carry the full log).
+    task_logs_path: str = "task-logs"
+    #: IANA zone the sleep schedules' times are in; empty = the system's.
+    sleep_schedule_timezone: str = attrs.field(default="", validator=_time_zone)
+
+    @property
+    def sleep_schedule_zone(self):
+        return ZoneInfo(self.sleep_schedule_timezone) if self.sleep_schedule_timezone else None
+
+    @property
+    def soft_fail(self) -> bool:
+        if self.task_soft_fail is not None:
+            return self.task_soft_fail
+        return self.server_generation == "2021"
+
+    @property
+    def send_log_tail(self) -> bool:
+        """`log_tail` instead of the full `log` upstream: a 2021 Server, logs kept here."""
+        return self.server_generation == "2021" and bool(self.task_logs_path)
 
     @property
     def registration_mode(self) -> str:
@@ -163,7 +227,10 @@ _DURATION_ALIASES = {
     "cancel_task_fetch_max_interval": "cancel_task_fetch_max_interval_seconds",
     "active_task_timeout_interval": "active_task_timeout_interval_seconds",
     "database_startup_timeout": "database_startup_timeout_seconds",
+    "active_worker_timeout_interval": "active_worker_timeout_interval_seconds",
 }
+#: Other accepted spellings (the 2.x Managers' name for the blocklist).
+_ALIASES = {"blacklist_threshold": "blocklist_threshold"}
 _FLOAT_KEYS = {
     field.name for field in attrs.fields(Config) if field.type in ("float", float)
 }
@@ -172,16 +239,16 @@ _STRING_KEYS = {field.name for field in attrs.fields(Config) if field.type in ("
 
 
 def parse_duration(key: str, text) -> float:
-    """`30s`, `5m`, `1h30m`, `336h`, or a bare number of seconds."""
+    """`30s`, `5m`, `1h30m`, `336h`, `7d`, or a bare number of seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
     if not isinstance(text, str):
         raise ConfigError(f"{key}: expected a duration like 30s or 5m, not {text!r}")
     sign = -1 if text.startswith("-") else 1
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text.lstrip("-"))
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text.lstrip("-"))
     if not parts or "".join(n + u for n, u in parts) != text.lstrip("-"):
         raise ConfigError(f"{key}: expected a duration like 30s or 5m, not {text!r}")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
     return sign * sum(float(number) * scale[unit] for number, unit in parts)
 
 
@@ -195,7 +262,9 @@ def parse_config(raw: dict | None) -> tuple[Config, list[str]]:
     values: dict = {}
     warnings = []
     for key, value in raw.items():
-        if key in _DURATION_ALIASES:
+        if key in _ALIASES and value is not None:
+            values[_ALIASES[key]] = _convert(_ALIASES[key], value)
+        elif key in _DURATION_ALIASES:
             values[_DURATION_ALIASES[key]] = parse_duration(key, value)
         elif key not in known:
             warnings.append(f"unknown configuration key {key!r} ignored")
@@ -205,11 +274,20 @@ def parse_config(raw: dict | None) -> tuple[Config, list[str]]:
             values[key] = _convert(key, value)
     _check_upstream(values)
     try:
-        return Config(**values), warnings
+        config = Config(**values)
     except ConfigError:
         raise
     except (TypeError, ValueError) as error:
         raise ConfigError(str(error)) from None
+    worker_timeout = config.active_worker_timeout_interval_seconds
+    if worker_timeout > config.active_task_timeout_interval_seconds:
+        # PROTOCOL A9: the Worker timeout should re-queue a silent Worker's task before the
+        # task timeout fails it.
+        warnings.append(
+            f"active_worker_timeout_interval ({worker_timeout:g} s) is longer than "
+            f"active_task_timeout_interval ({config.active_task_timeout_interval_seconds:g} s):"
+            " tasks of silent Workers will be failed instead of re-queued")
+    return config, warnings
 
 
 def _convert(key: str, value):
@@ -219,6 +297,10 @@ def _convert(key: str, value):
         return ListenAddress.parse(value)
     if key == "variables":
         return _check_variables(value)
+    if key == "worker_cleanup_status":
+        return _string_tuple(key, value)
+    if key == "server_generation":
+        return str(value)
     if key in _INT_KEYS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected a whole number, not {value!r}")

@@ -292,6 +292,8 @@ class TaskUpdate:
     log: str = ""
     worker: str = ""
     metrics: dict = attrs.field(factory=dict)
+    #: [2.x] every Worker that failed the task, `{"id", "identifier"}` (§5.9)
+    failed_by_workers: list = attrs.field(factory=list)
 
     def to_upstream(self) -> dict:
         doc: dict[str, Any] = {
@@ -313,6 +315,8 @@ class TaskUpdate:
             doc["log"] = self.log
         if self.metrics:
             doc["metrics"] = self.metrics
+        if self.failed_by_workers:
+            doc["failed_by_workers"] = self.failed_by_workers
         return doc
 
     @classmethod
@@ -330,6 +334,7 @@ class TaskUpdate:
             log=doc.get("log", ""),
             worker=doc.get("worker", ""),
             metrics=doc.get("metrics") or {},
+            failed_by_workers=doc.get("failed_by_workers") or [],
         )
 
 

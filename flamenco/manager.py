@@ -13,11 +13,17 @@ from twisted.web.resource import IResource
 
 from flamenco.auth_limits import FailedAuthLimiter
 from flamenco.config import Config
+from flamenco.failures import FailureHandling
 from flamenco.hashing import HashingPool
+from flamenco.housekeeping import TaskCleanup, WorkerCleanup, WorkerTimeouts
 from flamenco.ids import new_object_id
+from flamenco.quarantine import SickWorkers
 from flamenco.scheduler import Scheduler
+from flamenco.sleep_schedules import SleepScheduler
 from flamenco.store.interface import StoreUnusable
+from flamenco.task_logs import TaskLogs
 from flamenco.task_updates import TaskUpdateService
+from flamenco.test_tasks import TestTasks
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
 from flamenco.upstream import ITaskSource, NoServer
@@ -114,6 +120,13 @@ class Manager:
     timeouts: TaskTimeoutChecker
     services: MultiService
     lease_holder: str
+    failures: FailureHandling | None = None
+    quarantine: SickWorkers | None = None
+    sleep_schedules: SleepScheduler | None = None
+    test_tasks: TestTasks | None = None
+    task_logs: TaskLogs | None = None
+    task_cleanup: TaskCleanup | None = None
+    worker_cleanup: WorkerCleanup | None = None
 
     @property
     def resource(self) -> IResource:
@@ -155,7 +168,8 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
     services = MultiService()
     StoreService(store, clock, startup_timeout=config.database_startup_timeout_seconds,
                  on_startup_failure=on_startup_failure).setServiceParent(services)
-    updates = UpdateQueue(store, clock)
+    task_logs = TaskLogs(store, config.task_logs_path) if config.task_logs_path else None
+    updates = UpdateQueue(store, clock, task_logs)
     task_source: ITaskSource = NoServer()
     if config.has_upstream:
         from flamenco.upstream.link import build_upstream
@@ -165,31 +179,64 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
             service.setServiceParent(services)
     else:
         log.warn("no Flamenco Server configured ('flamenco' is empty): running stand-alone")
-    task_updates = TaskUpdateService(store, updates)
+    quarantine = SickWorkers(store, jobs=config.sick_worker_jobs,
+                             window=config.sick_worker_window)
+    failures = FailureHandling(
+        store, updates, quarantine=quarantine, soft_fail=config.soft_fail,
+        fail_after=config.task_fail_after_softfail_count,
+        blocklist_threshold=config.blocklist_threshold,
+        blocklist_expiry=config.blocklist_expiry,
+    )
+    task_updates = TaskUpdateService(store, updates, failures)
+    hashing = HashingPool(reactor, threads=config.worker_secret_hashing_threads)
+    HashingService(hashing).setServiceParent(services)
+    limiter = FailedAuthLimiter(clock, config.worker_auth_failure_limit,
+                                config.worker_auth_failure_window_seconds)
+    workers = WorkerService(store, task_updates, task_source, clock, hashing, limiter,
+                            registration=config.registration_mode,
+                            registration_secret=config.worker_registration_secret,
+                            bcrypt_rounds=bcrypt_rounds or config.worker_secret_bcrypt_cost,
+                            quarantine=quarantine)
     timeouts = TaskTimeoutChecker(
         store, updates, clock,
         timeout=config.active_task_timeout_interval_seconds,
         interval=config.task_timeout_check_interval_seconds,
         grace=config.task_timeout_grace_seconds,
         lease_holder=lease_holder,
+        worker_timeouts=WorkerTimeouts(
+            store, task_updates, timeout=config.active_worker_timeout_interval_seconds),
     )
     timeouts.setServiceParent(services)
-    hashing = HashingPool(reactor, threads=config.worker_secret_hashing_threads)
-    HashingService(hashing).setServiceParent(services)
-    limiter = FailedAuthLimiter(clock, config.worker_auth_failure_limit,
-                                config.worker_auth_failure_window_seconds)
+    sleep_schedules = SleepScheduler(store, clock, zone=config.sleep_schedule_zone,
+                                     lease_holder=lease_holder)
+    sleep_schedules.setServiceParent(services)
+    worker_cleanup = task_cleanup = None
+    if config.worker_cleanup_max_age:
+        worker_cleanup = WorkerCleanup(store, workers, clock,
+                                       max_age=config.worker_cleanup_max_age,
+                                       worker_statuses=config.worker_cleanup_status,
+                                       lease_holder=lease_holder)
+        worker_cleanup.setServiceParent(services)
+    if config.task_cleanup_max_age:
+        task_cleanup = TaskCleanup(store, task_logs, clock, max_age=config.task_cleanup_max_age,
+                                   lease_holder=lease_holder)
+        task_cleanup.setServiceParent(services)
     return Manager(
         config=config,
         store=store,
         updates=updates,
         task_source=task_source,
-        workers=WorkerService(store, task_updates, task_source, clock, hashing, limiter,
-                              registration=config.registration_mode,
-                              registration_secret=config.worker_registration_secret,
-                              bcrypt_rounds=bcrypt_rounds or config.worker_secret_bcrypt_cost),
+        workers=workers,
         task_updates=task_updates,
         scheduler=Scheduler(store, updates, task_source, config.variables),
         timeouts=timeouts,
         services=services,
         lease_holder=lease_holder,
+        failures=failures,
+        quarantine=quarantine,
+        sleep_schedules=sleep_schedules,
+        test_tasks=TestTasks(store, updates),
+        task_logs=task_logs,
+        task_cleanup=task_cleanup,
+        worker_cleanup=worker_cleanup,
     )

@@ -41,6 +41,9 @@ class Scheduler:
         task = await self._claim_confirmed(worker)
         if task is None:
             return None
+        if self.updates.task_logs is not None:
+            # A new run of the task: its log so far is kept as the `.1` (§5.6, §6.7).
+            await self.updates.task_logs.rotate(task.id, task.job)
         await self.updates.queue(task.id, task_status=statuses.ACTIVE,
                                  worker_id=worker.id, ping=self.updates.now())
         await self.store.update_worker(worker.id, current_task=task.id)

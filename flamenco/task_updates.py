@@ -6,17 +6,20 @@ import attrs
 from twisted.logger import Logger
 
 from flamenco import statuses, upstream_limits
+from flamenco.failures import FailureHandling
 from flamenco.documents import Task, Worker, WorkerTaskUpdate
 from flamenco.errors import TaskConflict, UnknownTask
+from flamenco.task_logs import update_digest
 from flamenco.updates import UpdateQueue
 
 log = Logger()
 
 
 class TaskUpdateService:
-    def __init__(self, store, updates: UpdateQueue):
+    def __init__(self, store, updates: UpdateQueue, failures: FailureHandling | None = None):
         self.store = store
         self.updates = updates
+        self.failures = failures
 
     async def accept_update(self, worker: Worker, task_id: str, report: WorkerTaskUpdate) -> None:
         """Validate against the local task, apply and queue durably; returns once on disk."""
@@ -28,10 +31,23 @@ class TaskUpdateService:
             raise TaskConflict(f"Task {task_id} is unknown.")
         if task.worker_id and task.worker_id != worker.id:
             raise TaskConflict(f"Task {task_id} is assigned to another worker.")
+        digest = update_digest(worker.id, attrs.asdict(report)) if report.log else ""
+        if digest and await self.updates.is_resend(task_id, digest):
+            log.info("worker {worker} sent its last update of task {task} again; already "
+                     "accepted", worker=worker.identifier, task=task_id)
+            await self.store.ping_task(task_id, worker.id, self.updates.now())
+            return
         status, activity = self._reportable(task, report, worker)
         report = self._within_limits(task, report, worker)
+        failed_by_workers: list = []
+        if (status == statuses.FAILED and task.status == statuses.ACTIVE
+                and self.failures is not None):
+            verdict = await self.failures.worker_failed(task, worker, activity)
+            status, failed_by_workers = verdict.status, verdict.failed_by_workers
         await self.updates.queue(
             task_id,
+            digest=digest,
+            failed_by_workers=failed_by_workers,
             task_status=status,
             activity=activity,
             task_progress_percentage=report.task_progress_percentage,

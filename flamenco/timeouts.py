@@ -30,8 +30,10 @@ class TaskTimeoutChecker(Service):
     name = "task-timeout-checker"
 
     def __init__(self, store, updates: UpdateQueue, clock, *, timeout: float, interval: float,
-                 grace: float, lease_holder: str):
+                 grace: float, lease_holder: str, worker_timeouts=None):
         self.store = store
+        #: `housekeeping.WorkerTimeouts`, run first in every sweep (§4.5 E7/E8).
+        self.worker_timeouts = worker_timeouts
         self.updates = updates
         self.clock = clock
         self.timeout = timeout
@@ -71,6 +73,8 @@ class TaskTimeoutChecker(Service):
         lease = timedelta(seconds=max(self.interval * 3, 15))
         if not await self.store.try_lease(LEASE_NAME, self.lease_holder, now, lease):
             return []
+        if self.worker_timeouts is not None:
+            await self.worker_timeouts.sweep(now)
         handled = []
         for task in await self.store.stale_active_tasks(now - timedelta(seconds=self.timeout)):
             if task.worker_reported:

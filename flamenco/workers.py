@@ -78,8 +78,10 @@ class WorkerService:
 
     def __init__(self, store, task_updates: TaskUpdateService, task_source: ITaskSource, clock,
                  hashing: HashingPool, limiter: FailedAuthLimiter, *, registration: str = "open",
-                 registration_secret: str = "", bcrypt_rounds: int = 10):
+                 registration_secret: str = "", bcrypt_rounds: int = 10, quarantine=None):
         self.store = store
+        #: `quarantine.SickWorkers`: an operator's `awake` request ends a quarantine.
+        self.quarantine = quarantine
         self.task_updates = task_updates
         self.task_source = task_source
         self.clock = clock
@@ -256,10 +258,17 @@ class WorkerService:
                 f"{', '.join(sorted(statuses.REQUESTABLE_WORKER_STATUSES))}"
             )
         worker = await self._existing(worker_id)
-        await self._update(worker, {"status_requested": status, "lazy_status_request": lazy})
+        if status == statuses.W_AWAKE and not worker.is_2x:
+            # A 2.0 worker can never acknowledge a request (§5.10.6): being asked to be awake
+            # means no longer being asked to sleep.
+            await self._update(worker, {"status_requested": "", "lazy_status_request": False})
+        else:
+            await self._update(worker, {"status_requested": status, "lazy_status_request": lazy})
         log.info("operator requested status {status} ({when}) of worker {worker} ({id})",
                  status=status, when="after its current task" if lazy else "now",
                  worker=worker.identifier, id=worker.id)
+        if status == statuses.W_AWAKE and self.quarantine is not None:
+            await self.quarantine.released(worker.id, self.now())
 
     async def approve(self, worker_id: str) -> None:
         """Operator action (`approve` mode): the Worker may get tasks from now on."""
@@ -275,6 +284,23 @@ class WorkerService:
                  worker=worker.identifier, id=worker.id, status=worker.status)
         if worker.status == statuses.W_TIMEOUT:
             await self._update(worker, {"status": statuses.W_OFFLINE})
+
+    async def remove(self, worker: Worker, reason: str) -> None:
+        """Forget a worker: re-queue its active tasks, then delete its record (§5.11)."""
+        for task in await self.store.tasks_of_worker(worker.id, statuses.ACTIVE):
+            await self.task_updates.requeue(task, worker, reason)
+        await self.store.farm.remove_worker(worker.id)
+        self.credentials.forget(worker.id)
+        log.info("worker {worker} ({id}) removed: {reason}", worker=worker.identifier,
+                 id=worker.id, reason=reason)
+
+    async def forget(self, worker_id: str) -> None:
+        """Operator action `forget-worker`."""
+        await self.remove(await self._existing(worker_id), "worker was forgotten by an operator")
+
+    async def existing(self, worker_id: str) -> Worker:
+        """The worker an operator request names, or UnknownWorker (404)."""
+        return await self._existing(worker_id)
 
     async def _existing(self, worker_id: str) -> Worker:
         worker = None

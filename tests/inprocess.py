@@ -41,7 +41,7 @@ class InProcessManager:
         self.config = Config(**config)
         self.clock = Clock()
         self.clock.advance(T0.timestamp())
-        self.store = SQLiteStore(testcase.mktemp() + ".sqlite")
+        self.store = SQLiteStore(testcase.mktemp() + ".sqlite", sync=self.config.database_sync)
         self.manager = None
         self.url = None
         pool = HTTPConnectionPool(reactor, persistent=False)

@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 from flamenco import statuses
 from flamenco.ids import new_object_id
 from flamenco.store.interface import IStore
-from tests.factories import T0, task_doc, update, worker
+from tests.factories import JOB_ID, T0, task_doc, update, worker
 from tests.util import async_test
 
 
@@ -427,3 +427,186 @@ class StoreContract:
         await store.set_setting(second, None)
         self.assertEqual(await store.get_setting(first), "1515575700.0")
         self.assertIsNone(await store.get_setting(second))
+
+class FarmContract:
+    """`store.farm` (flamenco.store.farm.IFarmStore) and how claims respect it."""
+
+    @async_test
+    async def test_farm_provides_interface(self):
+        from flamenco.store.farm import IFarmStore
+
+        self.assertTrue(verifyObject(IFarmStore, (await self.store()).farm))
+
+    @async_test
+    async def test_failures_are_recorded_once_per_worker_in_order(self):
+        store = await self.store()
+        task, other_job_task = task_doc(task_type="render"), task_doc(task_type="render",
+                                                                       job=new_object_id())
+        a, b = worker(), worker()
+        farm = store.farm
+        self.assertEqual(
+            await farm.record_failure(task["_id"], a.id, "a", task["job"], "render", T0),
+            [{"id": a.id, "identifier": "a"}])
+        await farm.record_failure(task["_id"], a.id, "a", task["job"], "render",
+                                  T0 + timedelta(seconds=1))
+        failers = await farm.record_failure(task["_id"], b.id, "b", task["job"], "render",
+                                            T0 + timedelta(seconds=2))
+        self.assertEqual(failers, [{"id": a.id, "identifier": "a"},
+                                   {"id": b.id, "identifier": "b"}])
+        self.assertEqual(await farm.failers(task["_id"]), failers)
+        await farm.record_failure(other_job_task["_id"], a.id, "a", other_job_task["job"],
+                                  "render", T0 + timedelta(minutes=30))
+        self.assertEqual(await farm.failed_tasks(a.id, task["job"], "render"), [task["_id"]])
+        self.assertEqual(await farm.failed_tasks(a.id, task["job"], "sleep"), [])
+        self.assertEqual(await farm.jobs_failed_since(a.id, T0 - timedelta(seconds=1)), 2)
+        self.assertEqual(await farm.jobs_failed_since(a.id, T0 + timedelta(minutes=1)), 1)
+
+    @async_test
+    async def test_blocklist_entries_expire_and_can_be_removed(self):
+        from flamenco.store.farm import BlocklistEntry
+
+        store = await self.store()
+        farm = store.farm
+        a, b = new_object_id(), new_object_id()
+        job = new_object_id()
+        week = timedelta(days=7)
+        await farm.add_blocklist_entry(BlocklistEntry(a, job, "render", "first", T0, T0 + week))
+        await farm.add_blocklist_entry(BlocklistEntry(a, job, "render", "again", T0, T0 + week))
+        await farm.add_blocklist_entry(BlocklistEntry(b, job, "render", "b", T0,
+                                                      T0 + timedelta(hours=1)))
+        entries = await farm.blocklist(T0)
+        self.assertEqual([(e.worker_id, e.reason) for e in entries],
+                         sorted([(a, "again"), (b, "b")]))
+        self.assertEqual(entries[0].created, T0)
+        self.assertEqual(await farm.blocklisted_workers(job, "render", T0), {a, b})
+        later = T0 + timedelta(hours=2)
+        self.assertEqual(await farm.blocklisted_workers(job, "render", later), {a})
+        self.assertEqual(await farm.blocklisted_workers(job, "sleep", T0), set())
+        self.assertEqual(await farm.expire_blocklist(later), 1)
+        self.assertTrue(await farm.remove_blocklist_entry(a, job, "render"))
+        self.assertFalse(await farm.remove_blocklist_entry(a, job, "render"))
+        self.assertEqual(await farm.blocklist(T0), [])
+
+    @async_test
+    async def test_claims_skip_failed_tasks_and_blocklisted_job_types(self):
+        from flamenco.store.farm import BlocklistEntry
+
+        store = await self.store()
+        job, other_job = new_object_id(), new_object_id()
+        failed = task_doc(job=job, task_type="render", priority=90)
+        blocked = task_doc(job=job, task_type="render", priority=80)
+        merge = task_doc(job=job, task_type="merge", priority=70)
+        elsewhere = task_doc(job=other_job, task_type="render", priority=10)
+        await store.store_server_tasks([failed, blocked, merge, elsewhere], T0)
+        w = worker(types=("render", "merge"))
+        await store.add_worker(w)
+        await store.farm.record_failure(failed["_id"], w.id, "w", job, "render", T0)
+        await store.farm.add_blocklist_entry(
+            BlocklistEntry(w.id, job, "render", "three failures", T0, T0 + timedelta(days=1)))
+        claimed = []
+        while (task := await store.claim_task(w, T0)) is not None:
+            claimed.append(task.id)
+            await store.queue_update(update(task.id, task_status="completed"))
+        self.assertEqual(claimed, [merge["_id"], elsewhere["_id"]])
+        # Another worker still gets them, best first.
+        self.assertEqual((await store.claim_task(worker(types=("render",)), T0)).id,
+                         failed["_id"])
+        # An expired entry no longer applies.
+        later = T0 + timedelta(days=2)
+        self.assertEqual((await store.claim_task(w, later)).id, blocked["_id"])
+
+    @async_test
+    async def test_remove_worker_and_its_blocklist_entries(self):
+        from flamenco.store.farm import BlocklistEntry
+
+        store = await self.store()
+        w = worker()
+        await store.add_worker(w)
+        await store.farm.add_blocklist_entry(
+            BlocklistEntry(w.id, JOB_ID, "sleep", "", T0, T0 + timedelta(days=1)))
+        self.assertTrue(await store.farm.remove_worker(w.id))
+        self.assertFalse(await store.farm.remove_worker(w.id))
+        self.assertIsNone(await store.get_worker(w.id))
+        self.assertEqual(await store.farm.blocklist(T0), [])
+
+    @async_test
+    async def test_log_marks_round_trip(self):
+        from flamenco.store.farm import LogMark
+
+        store = await self.store()
+        task_id = new_object_id()
+        self.assertIsNone(await store.farm.log_mark(task_id))
+        await store.farm.set_log_mark(task_id, LogMark(JOB_ID, 10, "abc"))
+        await store.farm.set_log_mark(task_id, LogMark(JOB_ID, 25, "def"))
+        self.assertEqual(await store.farm.log_mark(task_id), LogMark(JOB_ID, 25, "def"))
+
+    @async_test
+    async def test_remove_old_tasks_spares_active_recent_and_queued(self):
+        from flamenco.store.farm import LogMark, OldTask
+
+        store = await self.store()
+        old, recent = T0, T0 + timedelta(days=20)
+        parent = task_doc(status="failed")
+        child = task_doc(parents=[parent["_id"]])
+        active, queued = task_doc(), task_doc(status="completed")
+        pinged = task_doc(status="completed")
+        await store.store_server_tasks([parent, active, queued, pinged], old)
+        await store.store_server_tasks([child], recent)
+        await store.claim_task(worker(), old)  # `active`, pinged long ago
+        self.assertEqual((await store.get_task(active["_id"])).status, "active")
+        await store.queue_update(update(queued["_id"], activity="still to push"))
+        await store.ping_task(pinged["_id"], new_object_id(), recent)
+        await store.farm.record_failure(parent["_id"], new_object_id(), "w", JOB_ID, "sleep", old)
+        await store.farm.set_log_mark(parent["_id"], LogMark(JOB_ID, 5))
+        self.assertIsNone(await store.claim_task(worker(), recent), "the child waits")
+
+        removed = await store.farm.remove_old_tasks(T0 + timedelta(days=14), 100)
+        self.assertEqual(removed, [OldTask(parent["_id"], JOB_ID)])
+        self.assertIsNone(await store.get_task(parent["_id"]))
+        self.assertEqual(await store.count_tasks(), 4)
+        self.assertEqual(await store.farm.failers(parent["_id"]), [])
+        self.assertIsNone(await store.farm.log_mark(parent["_id"]))
+        # The parent is unknown now, so it counts as completed.
+        self.assertEqual((await store.claim_task(worker(), recent)).id, child["_id"])
+
+    @async_test
+    async def test_quarantine_round_trip_release_and_removal(self):
+        from flamenco.store.farm import Quarantine
+
+        store = await self.store()
+        w = worker()
+        await store.add_worker(w)
+        self.assertIsNone(await store.farm.quarantine_of(w.id))
+        entry = Quarantine(w.id, "failed tasks of 3 different jobs", T0)
+        await store.farm.set_quarantine(entry)
+        self.assertEqual(await store.farm.quarantine_of(w.id), entry)
+        self.assertEqual(await store.farm.quarantined(), [entry])
+        released = Quarantine(w.id, entry.reason, T0, T0 + timedelta(hours=1))
+        await store.farm.set_quarantine(released)
+        self.assertEqual(await store.farm.quarantine_of(w.id), released)
+        self.assertEqual(await store.farm.quarantined(), [])
+        await store.farm.set_quarantine(entry)
+        await store.farm.remove_worker(w.id)
+        self.assertIsNone(await store.farm.quarantine_of(w.id))
+
+    @async_test
+    async def test_sleep_schedules_round_trip_and_due(self):
+        from flamenco.store.farm import SleepSchedule
+
+        store = await self.store()
+        a, b, c = new_object_id(), new_object_id(), new_object_id()
+        farm = store.farm
+        self.assertIsNone(await farm.sleep_schedule(a))
+        first = SleepSchedule(a, True, ("mo", "we"), "09:00", "17:30")
+        await farm.set_sleep_schedule(first)
+        self.assertEqual(await farm.sleep_schedule(a), first)
+        await farm.set_sleep_schedule(SleepSchedule(b, True, next_check=T0 + timedelta(hours=1)))
+        await farm.set_sleep_schedule(SleepSchedule(c, False))
+        self.assertEqual([s.worker_id for s in await farm.sleep_schedules_due(T0)], [a])
+        due_later = await farm.sleep_schedules_due(T0 + timedelta(hours=1))
+        self.assertEqual([s.worker_id for s in due_later], sorted([a, b]))
+        self.assertEqual(due_later[[s.worker_id for s in due_later].index(b)].next_check,
+                         T0 + timedelta(hours=1))
+        self.assertTrue(await farm.remove_sleep_schedule(a))
+        self.assertFalse(await farm.remove_sleep_schedule(a))
+        self.assertIsNone(await farm.sleep_schedule(a))

@@ -115,3 +115,57 @@ class ConfigTests(TestCase):
             f.write("- a\n- b\n")
         with self.assertRaises(ConfigError):
             load_config(path)
+
+
+class FarmOperationsConfigTests(TestCase):
+    def test_farm_defaults(self):
+        config, warnings = parse_config({})
+        self.assertEqual(warnings, [])
+        self.assertEqual(
+            (config.task_fail_after_softfail_count, config.blocklist_threshold,
+             config.blocklist_expiry, config.active_worker_timeout_interval_seconds,
+             config.worker_cleanup_max_age, config.worker_cleanup_status,
+             config.task_cleanup_max_age, config.task_logs_path, config.sick_worker_jobs,
+             config.sick_worker_window, config.server_generation),
+            (3, 3, 7 * 86400, 60, 0, ("offline",), 336 * 3600, "task-logs", 3, 3600, "2021"),
+        )
+        self.assertTrue(config.soft_fail)
+        self.assertTrue(config.send_log_tail)
+
+    def test_2x_spellings_and_durations(self):
+        config, _ = parse_config({
+            "blacklist_threshold": 5, "blocklist_expiry": "2d", "worker_cleanup_max_age": "720h",
+            "worker_cleanup_status": ["offline", "timeout"], "active_worker_timeout_interval": "15m",
+            "active_task_timeout_interval": "1h", "task_cleanup_max_age": "0s",
+        })
+        self.assertEqual(
+            (config.blocklist_threshold, config.blocklist_expiry, config.worker_cleanup_max_age,
+             config.worker_cleanup_status, config.active_worker_timeout_interval_seconds,
+             config.task_cleanup_max_age),
+            (5, 2 * 86400, 720 * 3600, ("offline", "timeout"), 900, 0),
+        )
+
+    def test_a_2017_server_turns_soft_fail_and_log_tail_off(self):
+        config, _ = parse_config({"server_generation": 2017})
+        self.assertEqual((config.soft_fail, config.send_log_tail), (False, False))
+        config, _ = parse_config({"server_generation": "2017", "task_soft_fail": True})
+        self.assertTrue(config.soft_fail)
+        config, _ = parse_config({"task_soft_fail": False, "task_logs_path": ""})
+        self.assertEqual((config.soft_fail, config.send_log_tail), (False, False))
+
+    def test_farm_mistakes_name_the_key(self):
+        for raw, key in [({"server_generation": "2019"}, "server_generation"),
+                         ({"task_soft_fail": "yes"}, "task_soft_fail"),
+                         ({"blacklist_threshold": -1}, "blocklist_threshold"),
+                         ({"task_fail_after_softfail_count": 0}, "task_fail_after_softfail_count"),
+                         ({"worker_cleanup_status": [1]}, "worker_cleanup_status"),
+                         ({"blocklist_expiry": "soon"}, "blocklist_expiry")]:
+            with self.assertRaises(ConfigError) as caught:
+                parse_config(raw)
+            self.assertIn(key, str(caught.exception))
+
+    def test_worker_timeout_longer_than_task_timeout_is_warned_about(self):
+        _, warnings = parse_config({"active_worker_timeout_interval": "15m",
+                                    "active_task_timeout_interval": "1m"})
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("active_worker_timeout_interval", warnings[0])

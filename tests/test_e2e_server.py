@@ -33,6 +33,9 @@ FAST_LINK = {
     # A restarted Manager has a new lease-holder ID, so after a kill -9 it waits for the dead
     # process's push/download leases to expire: keep that short here.
     "upstream_lease_seconds": 3,
+    # No task log files here, so pushes carry the full `log`, which these tests check at the
+    # Server (with log files, a 2021 Server gets only `log_tail`: tests/test_e2e_farm.py).
+    "task_logs_path": "",
 }
 
 

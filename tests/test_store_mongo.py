@@ -4,11 +4,11 @@ from twisted.trial.unittest import TestCase
 
 from flamenco.store.mongo import INDEXES, MongoStore, parse_url
 from tests.mongo_fixture import fresh_store
-from tests.store_contract import StoreContract
+from tests.store_contract import FarmContract, StoreContract
 from tests.util import async_test
 
 
-class MongoStoreContractTests(StoreContract, TestCase):
+class MongoStoreContractTests(StoreContract, FarmContract, TestCase):
     async def make_store(self):
         return await fresh_store(self)
 

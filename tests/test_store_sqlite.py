@@ -14,11 +14,11 @@ from flamenco.store.sqlite import SQLiteStore, schema_scripts
 from flamenco.documents import TaskUpdate
 from flamenco.ids import new_object_id
 from tests.factories import T0, task_doc, update, worker
-from tests.store_contract import StoreContract
+from tests.store_contract import FarmContract, StoreContract
 from tests.util import async_test
 
 
-class SQLiteStoreContractTests(StoreContract, TestCase):
+class SQLiteStoreContractTests(StoreContract, FarmContract, TestCase):
     async def make_store(self):
         store = SQLiteStore(os.path.join(self.mktemp() + ".sqlite"))
         await store.open()

@@ -217,3 +217,67 @@ class PushLimitTests(unittest.TestCase):
         self.assertEqual(len(warnings), 1, warnings)
         self.assertIn("task_progress_percentage, current_command_idx, current_command_index,"
                       " metrics", warnings[0])
+
+class LogUploadTests(unittest.TestCase):
+    """§6.7: the Server asks for logs in push answers; the Manager uploads each once."""
+
+    @async_test
+    async def test_requested_logs_are_uploaded_gzipped(self):
+        import gzip
+
+        from flamenco.task_logs import MISSING_LOG, TaskLogs
+        from flamenco.upstream.log_upload import LogUploader
+
+        server = serve_for_test(self)
+        clock = task.Clock()
+        clock.advance(1515575700)
+        store = await sqlite_store_for_test(self)
+        logs = TaskLogs(store, self.mktemp())
+        updates = UpdateQueue(store, clock, logs)
+        client = client_for_test(self, server, clock=clock, timeout=5)
+        uploads = LogUploader(client, logs)
+        pusher = UpdatePusher(client, store, CancelRequests(store, updates), clock,
+                              max_count=10, max_interval=30, cancel_interval=10,
+                              backoff_max=8, lease_holder="m", lease_seconds=30,
+                              log_uploads=uploads)
+        job, (logged, silent) = server.create_job([{"name": "a"}, {"name": "b"}],
+                                                  status="claimed-by-manager")
+        await store.store_server_tasks([server.tasks[logged].public()], utc_now(clock))
+        await updates.queue(logged, log="rendered frame 1")
+        server.log_requests = {logged: job, silent: job}
+        await pusher.push_batch([])
+        await uploads.when_idle()
+        self.assertEqual(sorted(uploads.uploaded), sorted([logged, silent]))
+        self.assertEqual(gzip.decompress(server.attached_logs[logged]), b"rendered frame 1\n")
+        self.assertEqual(gzip.decompress(server.attached_logs[silent]), MISSING_LOG)
+        self.assertEqual(server.log_requests, {})
+        uploads.request([{"job": "nope", "task": logged}])  # malformed: ignored
+        await uploads.when_idle()
+        self.assertEqual(len(uploads.uploaded), 2)
+
+
+class LocalTaskTests(unittest.TestCase):
+    @async_test
+    async def test_updates_of_test_tasks_never_reach_the_server(self):
+        from flamenco.test_tasks import new_local_task_id
+
+        server = serve_for_test(self)
+        clock = task.Clock()
+        clock.advance(1515575700)
+        store = await sqlite_store_for_test(self)
+        updates = UpdateQueue(store, clock)
+        pusher = UpdatePusher(client_for_test(self, server, clock=clock, timeout=5), store,
+                              CancelRequests(store, updates), clock, max_count=10,
+                              max_interval=30, cancel_interval=10, backoff_max=8,
+                              lease_holder="m", lease_seconds=30)
+        _, (server_task,) = server.create_job([{"name": "a"}], status="claimed-by-manager")
+        local = new_local_task_id()
+        await updates.queue(local, task_status="completed")
+        await updates.queue(server_task, activity="real work")
+        await pusher.push_batch(await store.queued_updates(10))
+        self.assertEqual(await store.count_queued_updates(), 0)
+        self.assertEqual(server.pushed_batches[-1]["count"], 1)
+        await updates.queue(local, activity="only local")
+        self.assertTrue(await pusher.push_batch(await store.queued_updates(10)))
+        self.assertEqual(len(server.pushed_batches), 1)
+        self.assertEqual(await store.count_queued_updates(), 0)

@@ -23,6 +23,7 @@ class StoreUnusable(Exception):
 class IStore(Interface):
     description = Attribute("Human-readable location, e.g. 'sqlite:/var/lib/flamenco.db'.")
     availability = Attribute("The `Availability` every call reports to (lost / back log lines).")
+    farm = Attribute("The farm-operations part, a `flamenco.store.farm.IFarmStore`.")
 
     def open():
         """Create or upgrade the schema / indexes. Fires when ready; fails with StoreUnusable
@@ -82,7 +83,8 @@ class IStore(Interface):
         out before `resume_since`, the Manager's start: the answer may have reached the worker
         just before a crash, and its reports be still on their way), else the best
         eligible one (§5.2-5.4): schedulable status, schedule type in the worker's supported
-        types, every parent completed or unknown locally; ordered by job_priority desc,
+        types, every parent completed or unknown locally, not a task the worker failed nor one
+        of a (job, type) it is blocklisted for (`farm`); ordered by job_priority desc,
         priority desc, _id asc. The chosen task becomes `active` with worker_id = worker.id,
         last_worker_ping = now, worker = worker.identifier and worker_reported cleared. No
         update is queued: the caller

@@ -184,6 +184,9 @@ class MongoStore:
         self._ferretdb = False
         self._candidates = _Candidates()
         self._reload_lock = defer.DeferredLock()
+        from flamenco.store.farm_mongo import MongoFarm  # (it imports this module)
+
+        self.farm = MongoFarm(self)
 
     # -- plumbing --------------------------------------------------------------------------------
     def _coll(self, name: str, durable: bool = False):
@@ -261,6 +264,7 @@ class MongoStore:
             self._ferretdb = "ferretdbVersion" in info
             for collection, index_name, keys in INDEXES:
                 await self._db(self._coll(collection).create_index(sort(keys), name=index_name))
+            await self.farm.open()
         except BaseException:
             pool, self._pool = self._pool, None
             await pool.disconnect()
@@ -510,6 +514,10 @@ class MongoStore:
         types = list(dict.fromkeys(worker.supported_types))
         if not types:
             return None
+        excluded = await self.farm.exclusions(worker.id, now)
+        if excluded is not None:  # tasks it failed or is blocklisted for (§5.2)
+            record = await self.farm.claim_excluding(worker, excluded, bind, now)
+            return None if record is None else _task_from_record(record)
         while True:
             await self._reload_candidates(types)
             candidate = self._candidates.pop(types)

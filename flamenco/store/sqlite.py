@@ -49,18 +49,20 @@ def _deferred(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        self._wrote = False
+        # A part of the store (e.g. farm_sqlite.SQLiteFarm) runs on its store's connection.
+        store = getattr(self, "store", self)
+        store._wrote = False
         try:
             result = method(self, *args, **kwargs)
         except sqlite3.Error as error:
             unavailable = StoreUnavailable(f"SQLite error: {error}")
-            self.availability.failed(unavailable)
+            store.availability.failed(unavailable)
             return defer.fail(unavailable)
-        if self._wrote and self._batch_open:
+        if store._wrote and store._batch_open:
             waiter: defer.Deferred = defer.Deferred()
-            self._waiters.append((waiter, result))
+            store._waiters.append((waiter, result))
             return waiter
-        self.availability.succeeded()
+        store.availability.succeeded()
         return defer.succeed(result)
 
     return wrapper
@@ -95,6 +97,9 @@ class SQLiteStore:
         self._batch_open = False
         self._wrote = False
         self._waiters: list[tuple[defer.Deferred, object]] = []
+        from flamenco.store.farm_sqlite import SQLiteFarm  # (it imports this module)
+
+        self.farm = SQLiteFarm(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def open(self) -> defer.Deferred:
@@ -352,7 +357,9 @@ class SQLiteStore:
                 (worker.id, to_epoch(resume_since) if resume_since else 0),
             ).fetchone()
             if row is None:
-                row = self._best_schedulable(cursor, worker.supported_types)
+                row = self._best_schedulable(
+                    cursor, worker.supported_types,
+                    self.farm.claim_exclusion(cursor, worker.id, now))
             if row is None:
                 return None
             cursor.execute(
@@ -366,15 +373,17 @@ class SQLiteStore:
         return _task_from_row(found)
 
     @staticmethod
-    def _best_schedulable(cursor: sqlite3.Cursor, types: tuple[str, ...]) -> tuple | None:
+    def _best_schedulable(cursor: sqlite3.Cursor, types: tuple[str, ...],
+                          exclusion: tuple[str, list] = ("", [])) -> tuple | None:
         # One index seek per supported type, then the best of those few candidates.
+        # `exclusion` (SQL, parameters) leaves out what this worker may not get (§5.2).
         candidates = []
         for schedule_type in set(types):
             row = cursor.execute(
                 "SELECT id, job_priority, priority FROM tasks"
-                f" WHERE schedule_type = ? AND {_SCHEDULABLE_SQL}"
+                f" WHERE schedule_type = ? AND {_SCHEDULABLE_SQL}{exclusion[0]}"
                 " ORDER BY job_priority DESC, priority DESC, id LIMIT 1",
-                (schedule_type,),
+                (schedule_type, *exclusion[1]),
             ).fetchone()
             if row is not None:
                 candidates.append(row)

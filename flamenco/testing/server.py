@@ -28,6 +28,8 @@ import gzip
 import json
 import sys
 from datetime import datetime, timezone
+from email.parser import BytesParser
+from email.policy import HTTP
 
 from klein import Klein
 from twisted.internet import defer
@@ -67,6 +69,9 @@ class SimulatedServer(ServerState):
         self._hanging: list[defer.Deferred] = []
         self.requests: list[tuple[str, dict]] = []  # (route, details)
         self.pushed_batches: list[dict] = []  # {"count", "gzip", "bytes"}
+        #: [2021] task ID -> job ID of logs to ask the Manager for (`upload_task_file_queue`)
+        self.log_requests: dict[str, str] = {}
+        self.attached_logs: dict[str, bytes] = {}  # task ID -> the gzipped upload
         self._waiters: list[tuple] = []
         self._port = None
         self._factory: ServerConnections | None = None
@@ -330,7 +335,33 @@ class SimulatedServer(ServerState):
                         and t.doc["status"] == "cancel-requested")
         if cancel:
             answer["cancel_task_ids"] = cancel
+        if self.generation == "2021" and self.log_requests:
+            answer["upload_task_file_queue"] = [
+                {"job": job, "task": task} for task, job in sorted(self.log_requests.items())]
         return self._json(request, 200, answer)
+
+    @app.route("/api/flamenco/managers/<manager_id>/attach-task-log/<task_id>",
+               methods=["POST"])
+    def attach_task_log(self, request, manager_id, task_id):
+        """§6.7: one multipart part `logfile` with a `.gz` file name."""
+        gated = self._gate(request, "attach-task-log", manager_id, task_id=task_id)
+        if gated is not None:
+            return gated
+        content_type = _header(request, "content-type") or ""
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + request.content.read())
+        parts = [part for part in message.iter_parts()
+                 if part.get_param("name", header="content-disposition") == "logfile"]
+        if not parts or not (parts[0].get_filename() or "").endswith(".gz"):
+            return self._error(request, 400, "expected a part 'logfile' with a .gz file")
+        task = self.tasks.get(task_id)
+        self.log_requests.pop(task_id, None)
+        if task is None or task.doc["manager"] != manager_id:
+            return self._error(request, 404, "task not found")
+        replaced = task_id in self.attached_logs
+        self.attached_logs[task_id] = parts[0].get_payload(decode=True)
+        request.setHeader(b"Location", f"/api/flamenco/tasks/{task_id}/log".encode())
+        return self._json(request, 200 if replaced else 201, {"_message": "ok"})
 
     # -- admin API for the demo (not part of the real Server) ------------------------------------
     @app.route("/sim/jobs", methods=["POST"])

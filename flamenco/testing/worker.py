@@ -100,8 +100,9 @@ class StatusRequest:
 
 @attrs.frozen
 class TaskOutcome:
-    """What `run_task` ended with: `completed`, `canceled` (2.0), `returned` (2.x, after
-    may-i-run said no) or `stopped` (the worker itself is shutting down)."""
+    """What `run_task` ended with: `completed`, `failed` (`fails` said so), `canceled` (2.0),
+    `returned` (2.x, after may-i-run said no) or `stopped` (the worker itself is shutting
+    down)."""
 
     task_id: str
     result: str
@@ -122,7 +123,8 @@ class SimulatedWorker:
                  pool: HTTPConnectionPool | None = None, timeout: float = REQUEST_TIMEOUT,
                  work_seconds: float = 0.0, may_i_run_interval: float = 5.0,
                  work: Callable[..., Awaitable[None]] | None = None,
-                 worker_id: str = "", secret: str = "", offline_queue: bool = False,
+                 worker_id: str = "", secret: str = "",
+                 fails: Callable[[dict], bool] | None = None, offline_queue: bool = False,
                  update_retry_seconds: float = 5.0):
         if generation not in GENERATIONS:
             raise ValueError(f"generation must be one of {GENERATIONS}, not {generation!r}")
@@ -145,6 +147,8 @@ class SimulatedWorker:
         self.work_seconds = work_seconds
         self.may_i_run_interval = may_i_run_interval
         self.work = work
+        #: Tasks for which this says True fail at their first command (a broken machine).
+        self.fails = fails
         self.worker_id = worker_id
         self.secret = secret
         #: The worker's own status (2.x): "", awake, asleep, shutdown ...
@@ -319,6 +323,13 @@ class SimulatedWorker:
                     "active", activity=f"starting {name}", current_command_idx=index,
                     task_progress_percentage=0, command_progress_percentage=0,
                     log=log_line(f"{name}: Starting")))
+                if self.fails is not None and self.fails(doc):
+                    await self._report(task_id, **self._update(
+                        "failed", activity=f"{name} failed: simulated error",
+                        current_command_idx=index, task_progress_percentage=0,
+                        command_progress_percentage=0,
+                        log=log_line(f"{name}: Error: simulated error")))
+                    return TaskOutcome(task_id, "failed")
                 stop = await self._execute(task_id, index, command)
                 if stop is not None:
                     return await self._stop(task_id, *stop)

@@ -12,6 +12,7 @@ import base64
 import functools
 import gzip
 import json
+import uuid
 from typing import Any
 
 import attrs
@@ -324,3 +325,19 @@ class UpstreamClient:
             "cancel_task_ids": cancel,
             "upload_task_file_queue": doc.get("upload_task_file_queue") or [],
         }
+
+    @_deferred
+    async def attach_task_log(self, task_id: str, gzipped: bytes) -> int:
+        """§6.7: upload a task's gzipped log (multipart, one part `logfile`). Fires with the
+        status (201 new, 200 replaced, 404 not this Manager's task); others fail."""
+        boundary = uuid.uuid4().hex
+        body = (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="logfile"; filename="task-{task_id}.txt.gz"'
+            "\r\nContent-Type: text/plain+gzip\r\n\r\n"
+        ).encode("ascii") + gzipped + f"\r\n--{boundary}--\r\n".encode("ascii")
+        response = await self.request(
+            "POST", self._manager_url(f"attach-task-log/{task_id}"), data=body,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        self._expect(response, "task log upload", ok=(200, 201, 404))
+        return response.code

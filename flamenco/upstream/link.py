@@ -7,6 +7,8 @@ and one that closes the HTTP connection pool at shutdown.
 
 from __future__ import annotations
 
+import functools
+
 from twisted.application.service import IService, Service
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
@@ -18,6 +20,7 @@ from flamenco.upstream import ITaskSource
 from flamenco.upstream.client import UpstreamClient
 from flamenco.upstream.downloader import TaskDownloader
 from flamenco.upstream.gzip_choice import GzipChoice
+from flamenco.upstream.log_upload import LogUploader, upstream_form
 from flamenco.upstream.pusher import UpdatePusher
 from flamenco.upstream.refetch import Refetcher
 from flamenco.upstream.startup import StartupNotifier
@@ -77,8 +80,12 @@ def build_upstream(config: Config, store, updates: UpdateQueue, clock: IReactorT
         throttle=config.download_task_recheck_throttle_seconds,
         lease_holder=lease_holder, lease_seconds=config.upstream_lease_seconds,
     )
+    uploads = LogUploader(client, updates.task_logs) if updates.task_logs is not None else None
     pusher = UpdatePusher(
         client, store, CancelRequests(store, updates), clock,
+        upstream_form=functools.partial(upstream_form, send_log_tail=config.send_log_tail,
+                                        server_2017=config.server_generation == "2017"),
+        log_uploads=uploads,
         max_count=config.task_update_push_max_count,
         max_interval=config.task_update_push_max_interval_seconds,
         cancel_interval=config.cancel_task_fetch_max_interval_seconds,

@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from flamenco import upstream_limits
 from flamenco.cancellation import CancelRequests
 from flamenco.logs import log_failure
+from flamenco.test_tasks import is_local_task
 from flamenco.timefmt import utc_now
 from flamenco.upstream.client import UpstreamClient, UpstreamError
 
@@ -42,8 +43,13 @@ class UpdatePusher(Service):
     def __init__(self, client: UpstreamClient, store, cancels: CancelRequests,
                  clock: IReactorTime, *, max_count: int, max_interval: float,
                  cancel_interval: float, backoff_max: float, lease_holder: str,
-                 lease_seconds: float, give_up_after: int = 0, inspect_interval: float = 1.0):
+                 lease_seconds: float, give_up_after: int = 0, inspect_interval: float = 1.0,
+                 upstream_form=None, log_uploads=None):
         self.client = client
+        #: TaskUpdate -> the dict pushed (the Server generation decides `log` / `log_tail`).
+        self.upstream_form = upstream_form or (lambda update: update.to_upstream())
+        #: Where the Server's `upload_task_file_queue` goes (`log_upload.LogUploader`).
+        self.log_uploads = log_uploads
         self.store = store
         self.cancels = cancels
         self.clock = clock
@@ -139,7 +145,7 @@ class UpdatePusher(Service):
 
     def _within_limits(self, update) -> dict:
         """The upstream form, corrected so that one bad update cannot fail the whole batch."""
-        doc, corrected = upstream_limits.sanitised(update.to_upstream())
+        doc, corrected = upstream_limits.sanitised(self.upstream_form(update))
         if corrected:
             self.log.warn("update {id} of task {task}: out-of-range {fields} not sent as queued",
                           id=update.id, task=update.task_id, fields=", ".join(corrected))
@@ -147,6 +153,12 @@ class UpdatePusher(Service):
 
     async def push_batch(self, batch) -> bool:
         """Push one batch; True if it succeeded with a full batch."""
+        local = [update.id for update in batch if is_local_task(update.task_id)]
+        if local:  # test tasks' updates never leave the Manager (§5.11)
+            await self.store.ack_updates(local)
+            batch = [update for update in batch if not is_local_task(update.task_id)]
+            if not batch:
+                return True
         sent_ids = [update.id for update in batch]
         try:
             answer = await self.client.push([self._within_limits(update) for update in batch])
@@ -177,6 +189,8 @@ class UpdatePusher(Service):
         self.cancels.acknowledged(handled)
         if answer["cancel_task_ids"]:
             await self.cancels.handle(answer["cancel_task_ids"])
+        if answer["upload_task_file_queue"] and self.log_uploads is not None:
+            self.log_uploads.request(answer["upload_task_file_queue"])
         self.log.debug("pushed {sent} updates: {handled} acknowledged, cancel requested: {cancel}",
                        sent=len(sent_ids), handled=len(handled), cancel=answer["cancel_task_ids"])
         return len(batch) >= self.max_count and len(handled) == len(sent_ids)

@@ -14,9 +14,10 @@ import flamenco
 from flamenco.documents import (
     WorkerRegistration, WorkerSignOn, WorkerTaskUpdate, decode_json_object, parse_output_produced,
 )
-from flamenco.errors import BadRequest, Forbidden, UnknownTask
+from flamenco.errors import BadRequest, Forbidden, UnknownTask, UnknownWorker
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.web.responses import endpoint, json_error, json_response, no_content, read_body
+from flamenco.web.task_log_files import log_file_response
 
 log = Logger()
 
@@ -225,10 +226,78 @@ class WorkerAPI:
             await workers.acknowledge_timeout(worker_id)
         elif action == "approve":
             await workers.approve(worker_id)
+        elif action == "send-test-job":
+            worker = await workers.existing(worker_id)
+            task_id = await self.manager.test_tasks.send_test_task(worker)
+            return json_response(request, {"message": f"test task {task_id} queued",
+                                           "task_id": task_id})
+        elif action == "forget-worker":
+            await workers.forget(worker_id)
+        elif action in ("forget-blacklist-line", "forget-blocklist-line"):
+            await self.manager.failures.forget_blocklist_entry(
+                worker_id, args.get("job_id", ""), args.get("task_type", ""))
         else:
-            raise BadRequest(f"unknown action {action!r};"
-                             " use set-status, shutdown, ack-timeout or approve")
+            raise BadRequest(f"unknown action {action!r}; use set-status, shutdown, ack-timeout,"
+                             " approve, send-test-job, forget-worker or forget-blocklist-line")
         return no_content(request)
+
+    @app.route("/blocklist", methods=["GET"])
+    @endpoint
+    async def blocklist(self, request):
+        self._require_loopback(request)
+        entries = await self.manager.failures.blocklist()
+        return json_response(request, {"blocklist": [entry.to_json() for entry in entries]})
+
+    @app.route("/set-sleep-schedule/<worker_id>", methods=["POST"])
+    @endpoint
+    async def set_sleep_schedule(self, request, worker_id):
+        self._require_loopback(request)
+        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
+        if content_type != b"application/json":
+            return json_error(request, 406, "send the schedule as application/json")
+        scheduler = self.manager.sleep_schedules
+        schedule = await scheduler.save(worker_id, self._json_body(request, "sleep schedule"),
+                                        self.manager.updates.now())
+        return json_response(request, schedule.to_json())
+
+    @app.route("/sleep-schedule/<worker_id>", methods=["GET", "DELETE"])
+    @endpoint
+    async def sleep_schedule(self, request, worker_id):
+        self._require_loopback(request)
+        scheduler = self.manager.sleep_schedules
+        if request.method == b"DELETE":
+            await scheduler.clear(worker_id)
+            return no_content(request)
+        schedule = await scheduler.get(worker_id)
+        if schedule is None:
+            raise UnknownWorker(f"worker {worker_id} has no sleep schedule")
+        return json_response(request, schedule.to_json())
+
+    @app.route("/quarantine", methods=["GET"])
+    @endpoint
+    async def quarantine(self, request):
+        self._require_loopback(request)
+        entries = await self.manager.quarantine.listing()
+        return json_response(request, {"quarantine": [entry.to_json() for entry in entries]})
+
+    @app.route("/logfile/<job_id>/<task_id>", methods=["GET"])
+    @endpoint
+    async def logfile(self, request, job_id, task_id):
+        self._require_loopback(request)
+        if not (is_object_id(job_id) and is_object_id(task_id)):
+            raise UnknownTask(f"Invalid ObjectID in /logfile/{job_id}/{task_id}")
+        raw_tail = request.args.get(b"tail", [b""])[-1].decode("latin-1")
+        if raw_tail and not raw_tail.isdigit():
+            raise BadRequest(f"tail must be a number of lines, not {raw_tail!r}")
+        task_logs = self.manager.task_logs
+        body = None
+        if task_logs is not None:
+            body = log_file_response(request, task_logs, normalise_object_id(job_id),
+                                     normalise_object_id(task_id),
+                                     int(raw_tail) if raw_tail else None)
+        if body is None:
+            raise UnknownTask(f"no log file for task {task_id} of job {job_id}")
+        return body
 
     @app.route("/kick", methods=["GET", "POST"])
     @endpoint
