@@ -37,6 +37,12 @@ def _boolean(instance, attribute, value):
         raise ConfigError(f"{attribute.name}: expected true or false, not {value!r}")
 
 
+def _bcrypt_hash(instance, attribute, value):
+    if value and not re.fullmatch(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", value):
+        raise ConfigError(f"{attribute.name}: not a bcrypt hash; print one with "
+                          "`twistd flamenco-manager --hash-password`")
+
+
 @attrs.frozen
 class ListenAddress:
     host: str
@@ -91,6 +97,11 @@ class Config:
     upstream_gzip: bool = attrs.field(default=True, validator=_boolean)
     max_request_body_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
     worker_registration_secret: str = ""
+    #: bcrypt hash of the operator password (`--hash-password` prints one); empty: the operator
+    #: API, dashboard and events are served to the Manager's own machine only.
+    admin_password: str = attrs.field(default="", validator=_bcrypt_hash)
+    #: Serve `/metrics`, `/healthz` and `/readyz` (no login needed).
+    serve_metrics: bool = attrs.field(default=True, validator=_boolean)
     variables: dict = attrs.field(factory=dict)
 
     @property

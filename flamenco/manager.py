@@ -9,13 +9,15 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 
 from flamenco.config import Config
+from flamenco.events import EventBus
 from flamenco.ids import new_object_id
+from flamenco.operator_view import OperatorView, build_operator_view
 from flamenco.scheduler import Scheduler
+from flamenco.store.observed import ObservedStore
 from flamenco.task_updates import TaskUpdateService
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
 from flamenco.upstream import ITaskSource, NoServer
-from flamenco.web.workers_api import WorkerAPI
 from flamenco.workers import WorkerService
 
 log = Logger()
@@ -73,10 +75,14 @@ class Manager:
     timeouts: TaskTimeoutChecker
     services: MultiService
     lease_holder: str
+    operator: OperatorView | None = None
+    clock: IReactorTime | None = None
 
     @property
     def resource(self) -> IResource:
-        return WorkerAPI(self).app.resource()
+        from flamenco.web.site import build_resource
+
+        return build_resource(self)
 
     def note_output(self, worker, paths: list[str]) -> None:
         """Produced files (2.x `/output-produced`); the preview system is not implemented."""
@@ -95,6 +101,8 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
     if clock is None:
         from twisted.internet import reactor as clock
     lease_holder = lease_holder or new_object_id()
+    bus = EventBus()
+    store = ObservedStore(store, bus)
     services = MultiService()
     StoreService(store, clock).setServiceParent(services)
     updates = UpdateQueue(store, clock)
@@ -116,17 +124,20 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         lease_holder=lease_holder,
     )
     timeouts.setServiceParent(services)
+    workers = WorkerService(store, task_updates, task_source, clock,
+                            registration_secret=config.worker_registration_secret,
+                            bcrypt_rounds=bcrypt_rounds)
     return Manager(
         config=config,
         store=store,
         updates=updates,
         task_source=task_source,
-        workers=WorkerService(store, task_updates, task_source, clock,
-                              registration_secret=config.worker_registration_secret,
-                              bcrypt_rounds=bcrypt_rounds),
+        workers=workers,
         task_updates=task_updates,
         scheduler=Scheduler(store, updates, task_source, config.variables),
         timeouts=timeouts,
         services=services,
         lease_holder=lease_holder,
+        operator=build_operator_view(config, store, bus, workers, task_source, clock),
+        clock=clock,
     )

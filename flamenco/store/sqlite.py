@@ -22,6 +22,7 @@ from zope.interface import implementer
 from flamenco import statuses
 from flamenco.documents import Task, TaskUpdate, Worker
 from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_update
+from flamenco.store.sqlite_views import SQLiteFarmViews
 from flamenco.timefmt import from_epoch, to_epoch
 
 _SCHEDULABLE_SQL = "status IN ('queued', 'claimed-by-manager', 'soft-failed') AND unfinished_parents = 0"
@@ -58,7 +59,7 @@ def schema_scripts() -> list[tuple[int, str]]:
 
 
 @implementer(IStore)
-class SQLiteStore:
+class SQLiteStore(SQLiteFarmViews):
     def __init__(self, path: str):
         self.path = path
         self.description = f"sqlite:{path}"

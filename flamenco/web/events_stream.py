@@ -1,0 +1,73 @@
+"""`GET /events`: the event bus as Server-Sent Events (text/event-stream).
+
+Every event carries its `id`; a client reconnecting with `Last-Event-ID` first gets what it
+missed from the bus's buffer (or a `reset` event when that is gone). A comment line every
+`keepalive` seconds keeps proxies from closing an idle stream.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet import task
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from flamenco.events import Event, EventBus
+
+
+def encode_event(event: Event) -> bytes:
+    data = json.dumps(event.data, separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode("utf-8")
+
+
+def _last_event_id(request: IRequest) -> int | None:
+    raw = request.getHeader(b"last-event-id")
+    if raw is None:
+        values = request.args.get(b"last_event_id")
+        raw = values[-1] if values else None
+    if raw is None:
+        return None
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return None
+
+
+class EventStream(Resource):
+    isLeaf = True
+
+    def __init__(self, bus: EventBus, clock, keepalive: float = 15.0):
+        super().__init__()
+        self.bus = bus
+        self.clock = clock
+        self.keepalive = keepalive
+
+    def render_GET(self, request: IRequest):
+        request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-cache")
+        request.setHeader(b"X-Accel-Buffering", b"no")
+        request.write(b"retry: 2000\n\n")
+        last_seen = _last_event_id(request)
+        if last_seen is not None:
+            missed, lost = self.bus.since(last_seen)
+            if lost:
+                request.write(encode_event(Event(self.bus.last_id, "reset", {})))
+            for event in missed:
+                request.write(encode_event(event))
+        else:
+            request.write(encode_event(Event(self.bus.last_id, "hello", {})))
+
+        unsubscribe = self.bus.subscribe(lambda event: request.write(encode_event(event)))
+        ping = task.LoopingCall(request.write, b": keep-alive\n\n")
+        ping.clock = self.clock
+        ping.start(self.keepalive, now=False)
+
+        def gone(_):
+            unsubscribe()
+            if ping.running:
+                ping.stop()
+
+        request.notifyFinish().addBoth(gone)
+        return NOT_DONE_YET
