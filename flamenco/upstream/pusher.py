@@ -149,7 +149,7 @@ class UpdatePusher(Service):
             self._failed(error)
             self._tell_observers(False, time.perf_counter() - started)
             return False
-        self._tell_observers(True, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
         self.last_success = self.clock.seconds()
         if batch:
             self.last_update_push = self.last_success
@@ -158,6 +158,7 @@ class UpdatePusher(Service):
                           n=self.failures)
         self.failures = 0
         self.retry_at = float("-inf")
+        self._tell_observers(True, seconds)
         sent = set(sent_ids)
         handled = [i for i in answer["handled_update_ids"] if i in sent]
         if len(handled) != len(answer["handled_update_ids"]):
