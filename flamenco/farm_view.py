@@ -119,6 +119,7 @@ class FarmView:
             by_status[worker["status"] or "unknown"] = by_status.get(worker["status"] or "unknown", 0) + 1
         return {
             "version": flamenco.__version__,
+            "login_required": bool(self.config.admin_password),
             "workers_by_status": by_status,
             "queue": await self.queue_depth(),
             "upstream": await self.health.report(),

@@ -69,6 +69,7 @@ class ManagerRoot(Resource):
                 return self.events
             if name == b"app":
                 return self.dashboard
+            request.setHeader(b"Cache-Control", b"no-store")  # live data
             return self._whole_path(self.operator, request)
         return self._whole_path(self.workers, request)
 
