@@ -85,9 +85,11 @@ class Manager:
         return build_resource(self)
 
     def note_output(self, worker, paths: list[str]) -> None:
-        """Produced files (2.x `/output-produced`); the preview system is not implemented."""
+        """Produced files (2.x `/output-produced`): thumbnails for the dashboard, made later."""
         log.info("worker {worker} produced {count} files, first {path}",
                  worker=worker.identifier, count=len(paths), path=paths[0])
+        if self.operator is not None:
+            self.operator.previews.note(worker.identifier, paths)
 
 
 def build_manager(config: Config, store, clock: IReactorTime | None = None, *,

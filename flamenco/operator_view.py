@@ -7,6 +7,7 @@ import attrs
 from flamenco.events import EventBus
 from flamenco.farm_view import FarmView
 from flamenco.metrics import ManagerMetrics
+from flamenco.previews import Previews
 from flamenco.task_activity import TaskActivity
 from flamenco.upstream.health import UpstreamHealth
 from flamenco.web.access import AccessPolicy
@@ -20,6 +21,7 @@ class OperatorView:
     metrics: ManagerMetrics
     farm: FarmView
     access: AccessPolicy
+    previews: Previews
 
 
 def build_operator_view(config, store, bus: EventBus, workers, task_source, clock) -> OperatorView:
@@ -35,4 +37,5 @@ def build_operator_view(config, store, bus: EventBus, workers, task_source, cloc
         metrics=ManagerMetrics(store, bus, link),
         farm=FarmView(config, store, workers, task_source, health, activity),
         access=AccessPolicy(config.admin_password, clock, tls=config.tls),
+        previews=Previews(bus, clock),
     )

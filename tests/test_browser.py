@@ -27,6 +27,20 @@ PASSWORD = "render all the things"
 TIMEOUT_MS = 20_000
 
 
+def render_image(folder: str) -> str:
+    """A stand-in for a rendered frame: a gradient PNG."""
+    import os
+
+    from PIL import Image
+
+    os.makedirs(folder)
+    image = Image.linear_gradient("L").resize((960, 540)).convert("RGB")
+    r, g, b = image.split()
+    path = os.path.join(os.path.abspath(folder), "frame-0001.png")
+    Image.merge("RGB", (g, b.point(lambda v: 255 - v), r)).save(path)
+    return path
+
+
 class Worker:
     """A 2.x Worker speaking plain HTTP from the browser thread."""
 
@@ -76,6 +90,7 @@ class DashboardTests(TestCase):
         self.base = f"http://127.0.0.1:{port.getHost().port}"
         link = self.manager.task_source
         await link.downloader.when_idle()
+        self.render_path = render_image(self.mktemp())
 
     def set_server_down(self, down: bool) -> None:
         def change():
@@ -133,6 +148,8 @@ class DashboardTests(TestCase):
                         "activity": f"rendering frame {frame}",
                         "log": f"Fra:{frame} Mem:12.3M | Rendering {frame}/3\n"})
                 expect(page.locator("#detail-log")).to_contain_text("Fra:3 Mem:12.3M")
+                worker.call("POST", "/output-produced", {"paths": [self.render_path]})
+                expect(page.locator("#thumbnails img")).to_have_count(1)
                 expect(task_row.locator(".activity")).to_have_text("rendering frame 3")
                 page.screenshot(path=screenshot_path("dashboard-task-detail.png"))
                 page.keyboard.press("Escape")

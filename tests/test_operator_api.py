@@ -1,5 +1,6 @@
 """The operator API over real HTTP, and its OpenAPI description against the routes served."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -27,7 +28,7 @@ def served_routes() -> set[tuple[str, str]]:
     routes = {("/events", "get")}  # a plain twisted.web resource, not a Klein route
     for app in (OperatorAPI.app, HealthAPI.app, LoginPages.app):
         for rule in app.url_map.iter_rules():
-            path = rule.rule.replace("<", "{").replace(">", "}")
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             routes.update((path, method.lower()) for method in rule.methods - IGNORED_METHODS)
     return routes
 

@@ -10,6 +10,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from flamenco.errors import BadRequest
 from flamenco.farm_view import FarmView
+from flamenco.previews import Previews
 from flamenco.web.responses import endpoint, json_error, json_response, read_body
 
 MAX_BODY = 64 * 1024
@@ -33,8 +34,9 @@ class OperatorAPI:
     app = Klein()
     max_body = MAX_BODY
 
-    def __init__(self, farm: FarmView):
+    def __init__(self, farm: FarmView, previews: Previews):
         self.farm = farm
+        self.previews = previews
 
     @app.handle_errors(NotFound)
     def not_found(self, request, failure):
@@ -106,3 +108,18 @@ class OperatorAPI:
     @endpoint
     async def task(self, request, task_id):
         return json_response(request, await self.farm.task(task_id))
+
+    # -- latest rendered images ------------------------------------------------------------------
+    @app.route("/api/images", methods=["GET"])
+    @endpoint
+    async def images(self, request):
+        return json_response(request, {"images": [t.to_json() for t in self.previews.latest()]})
+
+    @app.route("/api/images/<int:image_id>.jpg", methods=["GET"])
+    @endpoint
+    async def image(self, request, image_id):
+        thumbnail = self.previews.get(image_id)
+        if thumbnail is None:
+            return json_error(request, 404, f"no image {image_id} (only the last few are kept)")
+        request.setHeader(b"Content-Type", b"image/jpeg")
+        return thumbnail.jpeg

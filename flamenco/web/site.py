@@ -30,7 +30,7 @@ def build_resource(manager) -> IResource:
         health = HealthAPI(manager.store, view.metrics).app.resource()
     return ManagerRoot(
         workers=WorkerAPI(manager).app.resource(),
-        operator=OperatorAPI(view.farm).app.resource(),
+        operator=OperatorAPI(view.farm, view.previews).app.resource(),
         events=EventStream(view.bus, manager.clock),
         dashboard=dashboard_files(),
         login=LoginPages(view.access).app.resource(),

@@ -25,6 +25,7 @@ export async function postJSON(path, doc) {
 export const farm = () => getJSON("/api/farm");
 export const workers = () => getJSON("/api/workers");
 export const worker = (id) => getJSON(`/api/workers/${encodeURIComponent(id)}`);
+export const images = () => getJSON("/api/images");
 export const task = (id) => getJSON(`/api/tasks/${encodeURIComponent(id)}`);
 export const workerAction = (id, action) =>
   postJSON(`/api/workers/${encodeURIComponent(id)}/actions`, { action });

@@ -114,8 +114,12 @@ function onUpstreamEvent(health) {
   overviewSoon();
 }
 
+async function loadImages() {
+  views.renderImages($("#latest-image-card"), (await api.images()).images);
+}
+
 function reloadAll() {
-  return Promise.all([loadOverview(), loadWorkers(), loadTasks()]);
+  return Promise.all([loadOverview(), loadWorkers(), loadTasks(), loadImages()]);
 }
 
 function follow() {
@@ -128,6 +132,7 @@ function follow() {
   on("task", onTaskEvent);
   on("upstream", onUpstreamEvent);
   on("tasks-downloaded", () => { overviewSoon(); loadTasks(); });
+  on("image", () => loadImages());
   on("reset", () => reloadAll());
   return events;
 }

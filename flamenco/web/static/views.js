@@ -91,3 +91,10 @@ export function renderTaskDetail(dialog, task) {
     element("li", {}, badge(entry.status), ` ${ago(entry.at)}`)));
   dialog.querySelector("#detail-log").textContent = (task.log_tail || []).join("\n");
 }
+
+export function renderImages(card, images) {
+  card.hidden = images.length === 0;
+  card.querySelector("#thumbnails").replaceChildren(...images.map((image) =>
+    element("img", { src: image.url, alt: image.path, title: `${image.path}\n${image.worker}`,
+      width: image.width, height: image.height, loading: "lazy" })));
+}
