@@ -94,6 +94,19 @@ class NoPasswordTests(TestCase):
         self.assertEqual(same.code, 200)
 
 
+    @async_test
+    async def test_a_foreign_page_cannot_use_the_2x_operator_endpoints(self):
+        m = await InProcessManager(self).start()
+        worker_id, _ = await m.register()
+        evil = {b"Origin": b"http://evil.example"}
+        for path in (f"/worker-action/{worker_id}?action=set-status&status=asleep", "/kick",
+                     "/timeout"):
+            self.assertEqual((await m.request("POST", path, headers=evil)).code, 403, path)
+        self.assertEqual((await m.store.get_worker(worker_id)).status_requested, "")
+        plain = await m.request("POST", f"/worker-action/{worker_id}?action=set-status&status=asleep")
+        self.assertEqual(plain.code, 204, "curl and scripts send no Origin")
+
+
 class PasswordTests(TestCase):
     async def start(self, **config):
         m = InProcessManager(self, admin_password=hash_password(PASSWORD, rounds=4), **config)

@@ -168,6 +168,11 @@ class DashboardTests(TestCase):
                 page.screenshot(path=screenshot_path("dashboard-server-down.png"))
                 self.set_server_down(False)
                 expect(upstream).to_have_attribute("data-state", "green")
+                # On a phone the page does not scroll sideways (wide tables scroll inside).
+                page.set_viewport_size({"width": 390, "height": 844})
+                seen["phone_overflow"] = page.evaluate(
+                    "document.documentElement.scrollWidth - window.innerWidth")
+                page.screenshot(path=screenshot_path("dashboard-phone.png"), full_page=True)
                 seen["errors"] = errors
                 seen["reloads"] = page.evaluate("performance.getEntriesByType('navigation').length")
             finally:
@@ -182,3 +187,4 @@ class DashboardTests(TestCase):
         self.assertEqual(seen["task_status_code"], 200)
         self.assertEqual(seen["reloads"], 1, "everything after the first load came live")
         self.assertEqual(seen["errors"], [], "no script error on the page")
+        self.assertLessEqual(seen["phone_overflow"], 0, "no sideways scrolling on a phone")

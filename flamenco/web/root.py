@@ -2,7 +2,8 @@
 
 The first path segment picks the part; the segment is handed back so each Klein app sees the
 whole path. The operator area (API, `/as-json`, `/events`, `/app/`) passes `AccessPolicy`
-first. The Worker endpoints are served exactly as before.
+first. The Worker endpoints are served exactly as before, except that a browser page from
+another origin cannot trigger the loopback-only `/worker-action`, `/kick` and `/timeout`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from flamenco.web.responses import json_error
 HEALTH = {b"metrics", b"healthz", b"readyz"}
 OPERATOR = {b"api", b"as-json", b"events", b"app"}
 LOGIN = {b"login", b"logout"}
+#: The 2.x operator endpoints of the Worker API (loopback only): refused to foreign pages too.
+LEGACY_OPERATOR = {b"worker-action", b"kick", b"timeout"}
 
 
 class RefusalPage(Resource):
@@ -71,6 +74,8 @@ class ManagerRoot(Resource):
                 return self.dashboard
             request.setHeader(b"Cache-Control", b"no-store")  # live data
             return self._whole_path(self.operator, request)
+        if name in LEGACY_OPERATOR and not self.access.same_origin(request):
+            return RefusalPage(Refusal(403, "cross-origin request refused"))
         return self._whole_path(self.workers, request)
 
     @staticmethod
