@@ -116,7 +116,8 @@ class FarmView:
         workers = await self.list_workers()
         by_status: dict[str, int] = {}
         for worker in workers:
-            by_status[worker["status"] or "unknown"] = by_status.get(worker["status"] or "unknown", 0) + 1
+            status = worker["status"] or "unknown"
+            by_status[status] = by_status.get(status, 0) + 1
         return {
             "version": flamenco.__version__,
             "login_required": bool(self.config.admin_password),

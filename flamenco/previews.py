@@ -12,7 +12,7 @@ import collections
 import io
 
 import attrs
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -79,7 +79,7 @@ class Previews:
         for path in reversed(paths):
             try:
                 jpeg, width, height = await deferToThread(make_thumbnail, path)
-            except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
                 log.info("no preview of {path}: {error}", path=path, error=error)
                 continue
             thumbnail = Thumbnail(self._next_id, worker_identifier, path, width, height,

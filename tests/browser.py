@@ -1,4 +1,4 @@
-"""Finding a headless Chromium for the browser tests: skip locally when there is none, fail in CI."""
+"""A headless Chromium for the browser tests: skipped locally when there is none, failed in CI."""
 
 from __future__ import annotations
 

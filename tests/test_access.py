@@ -103,7 +103,8 @@ class NoPasswordTests(TestCase):
                      "/timeout"):
             self.assertEqual((await m.request("POST", path, headers=evil)).code, 403, path)
         self.assertEqual((await m.store.get_worker(worker_id)).status_requested, "")
-        plain = await m.request("POST", f"/worker-action/{worker_id}?action=set-status&status=asleep")
+        plain = await m.request("POST",
+                                f"/worker-action/{worker_id}?action=set-status&status=asleep")
         self.assertEqual(plain.code, 204, "curl and scripts send no Origin")
 
 

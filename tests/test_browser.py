@@ -157,7 +157,8 @@ class DashboardTests(TestCase):
                 worker.call("POST", "/ack-status-change/asleep")
                 expect(row.locator(".status .badge")).to_have_text("asleep")
                 expect(row.locator(".requested")).to_have_count(0)
-                expect(page.locator('#queue-by-status [data-status="active"]')).to_have_text("1 active")
+                active = page.locator('#queue-by-status [data-status="active"]')
+                expect(active).to_have_text("1 active")
                 page.screenshot(path=screenshot_path("dashboard.png"), full_page=True)
 
                 # The upstream panel turns red while the Server is down, green after.

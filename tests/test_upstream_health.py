@@ -1,10 +1,10 @@
 """Upstream health from the real pusher and downloader against the simulated Server."""
 
+from datetime import timedelta
+
 from twisted.application.service import MultiService
 from twisted.internet import task
 from twisted.trial import unittest
-
-from datetime import timedelta
 
 from flamenco.config import parse_config
 from flamenco.events import EventBus

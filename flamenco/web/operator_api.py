@@ -44,7 +44,8 @@ class OperatorAPI:
 
     @app.handle_errors(MethodNotAllowed)
     def wrong_method(self, request, failure):
-        return json_error(request, 405, f"method {request.method.decode('latin-1')} not allowed here")
+        method = request.method.decode("latin-1")
+        return json_error(request, 405, f"method {method} not allowed here")
 
     # -- the farm --------------------------------------------------------------------------------
     @app.route("/api/farm", methods=["GET"])
