@@ -9,13 +9,17 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+from twisted.logger import Logger
+
 import flamenco
 from flamenco import statuses
-from flamenco.errors import BadRequest, UnknownTask, UnknownWorker
+from flamenco.errors import BadRequest, TaskConflict, UnknownTask, UnknownWorker
 from flamenco.farm_json import task_summary, worker_summary
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.task_activity import TaskActivity
 from flamenco.upstream.health import UpstreamHealth
+
+log = Logger()
 
 MAX_PAGE = 500
 #: Operator actions on a Worker: name -> (status to request, or None for ack-timeout).
@@ -25,6 +29,9 @@ WORKER_ACTIONS = {
     "shutdown": statuses.W_SHUTDOWN,
     "ack-timeout": None,
 }
+#: A Worker may be forgotten only when it is not working (PROTOCOL §5.10.1 statuses).
+FORGETTABLE = frozenset({"", statuses.W_OFFLINE, statuses.W_DOWN, statuses.W_TIMEOUT,
+                         statuses.W_ERROR})
 
 
 class FarmView:
@@ -54,16 +61,37 @@ class FarmView:
             raise UnknownWorker(f"no worker with ID {worker_id}")
         return worker_summary(worker)
 
-    async def act_on_worker(self, worker_id: str, action: str, lazy: bool) -> dict:
+    async def act_on_worker(self, worker_id: str, action: str, lazy: bool) -> dict | None:
+        """Returns the Worker as it is now, or None when it was forgotten."""
+        if action == "forget":
+            await self.forget_worker(worker_id)
+            return None
         if action not in WORKER_ACTIONS:
             raise BadRequest(f"unknown action {action!r}; use one of "
-                             f"{', '.join(sorted(WORKER_ACTIONS))}")
+                             f"{', '.join(sorted([*WORKER_ACTIONS, 'forget']))}")
         status = WORKER_ACTIONS[action]
         if status is None:
             await self.workers.acknowledge_timeout(worker_id)
         else:
             await self.workers.request_status(worker_id, status, lazy)
         return await self.worker(worker_id)
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """Remove a Worker that is not working; its active tasks go back to the queue and its
+        credentials stop working (a Worker that comes back registers anew)."""
+        worker = None
+        if is_object_id(worker_id):
+            worker = await self.store.get_worker(normalise_object_id(worker_id))
+        if worker is None:
+            raise UnknownWorker(f"no worker with ID {worker_id}")
+        if worker.status not in FORGETTABLE:
+            raise TaskConflict(f"worker {worker.identifier} is {worker.status}; only a Worker "
+                               f"that is offline, down, timed out or in error can be forgotten")
+        for task in await self.store.tasks_of_worker(worker.id, statuses.ACTIVE):
+            await self.workers.task_updates.requeue(task, worker, "worker forgotten by operator")
+        self.workers.credentials.forget(worker.id)
+        await self.store.delete_worker(worker.id)
+        log.info("operator forgot worker {worker} ({id})", worker=worker.identifier, id=worker.id)
 
     # -- tasks -----------------------------------------------------------------------------------
     async def list_tasks(self, *, status: str = "", task_type: str = "", job: str = "",

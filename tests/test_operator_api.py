@@ -121,6 +121,27 @@ class WorkerViewTests(TestCase):
         self.assertEqual((await farm.m.store.get_worker(worker_id)).status_requested, "")
 
 
+    @async_test
+    async def test_forget_an_offline_worker_requeues_its_tasks_and_ends_its_credentials(self):
+        doc = task_doc()
+        farm = await Farm(self).start(doc)
+        auth = await farm.m.register()
+        self.assertEqual((await farm.m.request("POST", "/task", auth=auth)).code, 200)
+        worker_id = auth[0]
+        busy = await farm.post(f"/api/workers/{worker_id}/actions", {"action": "forget"})
+        self.assertEqual(busy.code, 409, "an awake Worker is not forgotten")
+        self.assertIn("error", busy.json)
+        await farm.m.store.update_worker(worker_id, status=statuses.W_TIMEOUT)
+        forgotten = await farm.post(f"/api/workers/{worker_id}/actions", {"action": "forget"})
+        self.assertEqual((forgotten.code, forgotten.body), (204, b""))
+        self.assertEqual((await farm.get(f"/api/workers/{worker_id}")).code, 404)
+        self.assertEqual((await farm.m.store.get_task(doc["_id"])).status,
+                         statuses.CLAIMED, "its active task went back to the queue")
+        self.assertEqual((await farm.m.request("POST", "/task", auth=auth)).code, 401)
+        again = await farm.post(f"/api/workers/{worker_id}/actions", {"action": "forget"})
+        self.assertEqual(again.code, 404)
+
+
 class TaskViewTests(TestCase):
     @async_test
     async def test_filters_and_pages(self):

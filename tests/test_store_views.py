@@ -4,7 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from flamenco.ids import new_object_id
 from flamenco.store.sqlite import SQLiteStore
-from tests.factories import T0, task_doc
+from tests.factories import T0, task_doc, worker
 from tests.mongo_fixture import fresh_store
 from tests.util import async_test
 
@@ -55,6 +55,18 @@ class FarmViewsContract:
             ("completed", "ffmpeg", 1),
             ("queued", "blender-render", 1),
         ])
+
+
+    @async_test
+    async def test_delete_worker(self):
+        store = await self.make_store()
+        kept, gone = worker(nickname="kept"), worker(nickname="gone")
+        await store.add_worker(kept)
+        await store.add_worker(gone)
+        self.assertTrue(await store.delete_worker(gone.id))
+        self.assertFalse(await store.delete_worker(gone.id))
+        self.assertIsNone(await store.get_worker(gone.id))
+        self.assertEqual([w.id for w in await store.list_workers()], [kept.id])
 
 
 class SQLiteFarmViewsTests(FarmViewsContract, TestCase):

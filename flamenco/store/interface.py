@@ -124,6 +124,9 @@ class IStore(Interface):
     def task_counts():
         """Fires with [(status, schedule type, count)] over all local tasks, sorted."""
 
+    def delete_worker(worker_id):
+        """Remove a Worker record (the operator forgot it). Fires True if it existed."""
+
 
 def task_changes_for_update(update, current_status: str, worker_id: str | None,
                             ping: datetime | None) -> dict:

@@ -1,4 +1,4 @@
-"""Read-only look-ups for the operator view (task list, queue depth) on the MongoDB store."""
+"""The operator view's store calls on MongoDB: task list, queue depth, forgetting a Worker."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ class MongoFarmViews:
         from flamenco.store.mongo import _store_call
 
         return _store_call(MongoFarmViews._task_counts)(self)
+
+    def delete_worker(self, worker_id: str):
+        from flamenco.store.mongo import _store_call
+
+        return _store_call(MongoFarmViews._delete_worker)(self, worker_id)
+
+    async def _delete_worker(self, worker_id: str) -> bool:
+        from flamenco.store.mongo import WORKERS
+
+        result = await self._db(self._coll(WORKERS).delete_one({"_id": worker_id}))
+        return result.deleted_count > 0
 
     async def _list_tasks(self, status: str | None, task_type: str | None, job: str | None,
                           offset: int, limit: int) -> tuple[list[Task], int]:

@@ -43,6 +43,14 @@ class ObservedStore:
 
         return self._store.update_worker(worker_id, **changes).addCallback(updated)
 
+    def delete_worker(self, worker_id: str):
+        def deleted(found):
+            if found:
+                self.bus.publish("worker-forgotten", {"id": worker_id})
+            return found
+
+        return self._store.delete_worker(worker_id).addCallback(deleted)
+
     # -- tasks -----------------------------------------------------------------------------------
     def claim_task(self, worker: Worker, now):
         def claimed(task: Task | None):

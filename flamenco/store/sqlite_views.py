@@ -1,4 +1,4 @@
-"""Read-only look-ups for the operator view (task list, queue depth) on the SQLite store."""
+"""The operator view's store calls on SQLite: task list, queue depth, forgetting a Worker."""
 
 from __future__ import annotations
 
@@ -18,6 +18,16 @@ class SQLiteFarmViews:
         from flamenco.store.sqlite import _deferred
 
         return _deferred(self._task_counts)()
+
+    def delete_worker(self, worker_id: str):
+        from flamenco.store.sqlite import _deferred
+
+        return _deferred(self._delete_worker)(worker_id)
+
+    def _delete_worker(self, worker_id: str) -> bool:
+        with self._transaction() as cursor:
+            cursor.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+            return cursor.rowcount > 0
 
     def _task_filter(self, status, task_type, job) -> tuple[str, list]:
         clauses, params = [], []

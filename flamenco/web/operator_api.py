@@ -11,7 +11,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from flamenco.errors import BadRequest
 from flamenco.farm_view import FarmView
 from flamenco.previews import Previews
-from flamenco.web.responses import endpoint, json_error, json_response, read_body
+from flamenco.web.responses import endpoint, json_error, json_response, no_content, read_body
 
 MAX_BODY = 64 * 1024
 
@@ -90,11 +90,15 @@ class OperatorAPI:
         except ValueError:
             raise BadRequest("the body is not JSON") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("action"), str):
-            raise BadRequest('expected {"action": "sleep"|"wake"|"shutdown"|"ack-timeout"}')
+            raise BadRequest('expected {"action": one of sleep, wake, shutdown, ack-timeout, '
+                             'forget}')
         lazy = doc.get("lazy", False)
         if not isinstance(lazy, bool):
             raise BadRequest("lazy must be true or false")
-        return json_response(request, await self.farm.act_on_worker(worker_id, doc["action"], lazy))
+        worker = await self.farm.act_on_worker(worker_id, doc["action"], lazy)
+        if worker is None:
+            return no_content(request)
+        return json_response(request, worker)
 
     # -- tasks -----------------------------------------------------------------------------------
     @app.route("/api/tasks", methods=["GET"])

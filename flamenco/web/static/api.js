@@ -1,6 +1,7 @@
 // The operator API, as used by the dashboard (docs/openapi-operator.yaml).
 
 async function answer(response) {
+  if (response.status === 204) return null;
   if (response.status === 401) {
     window.location.href = "/login";
     throw new Error("log in first");

@@ -21,8 +21,11 @@ function renderWorkers() {
 }
 
 async function act(workerId, action) {
+  if (action === "forget" && !confirm("Forget this Worker? It must register again to come back.")) return;
   try {
-    state.workers.set(workerId, await api.workerAction(workerId, action));
+    const worker = await api.workerAction(workerId, action);
+    if (worker) state.workers.set(workerId, worker);
+    else state.workers.delete(workerId);
     renderWorkers();
   } catch (error) {
     alert(`${action}: ${error.message}`);
@@ -129,6 +132,7 @@ function follow() {
   events.onerror = () => { live.textContent = "reconnecting…"; live.classList.add("off"); };
   const on = (type, handler) => events.addEventListener(type, (event) => handler(JSON.parse(event.data)));
   on("worker", onWorkerEvent);
+  on("worker-forgotten", ({ id }) => { state.workers.delete(id); renderWorkers(); });
   on("task", onTaskEvent);
   on("upstream", onUpstreamEvent);
   on("tasks-downloaded", () => { overviewSoon(); loadTasks(); });

@@ -4,6 +4,7 @@ import { ago, badge, definitions, element, shortId } from "./format.js";
 
 const STATUS_ORDER = ["awake", "asleep", "starting", "testing", "timeout", "error", "shutdown",
   "offline", "down", "unknown"];
+const FORGETTABLE = ["", "offline", "down", "timeout", "error"];
 const ACTIONS = [["sleep", "Sleep"], ["wake", "Wake"], ["shutdown", "Shut down"]];
 
 export function renderWorkersByStatus(target, workers) {
@@ -54,6 +55,10 @@ export function workerRow(worker, onAction, onTask) {
   if (worker.status === "timeout") {
     actions.push(element("button", { type: "button", dataset: { action: "ack-timeout" },
       onclick: () => onAction(worker.id, "ack-timeout") }, "Ack time-out"));
+  }
+  if (FORGETTABLE.includes(worker.status || "")) {
+    actions.push(element("button", { type: "button", dataset: { action: "forget" },
+      onclick: () => onAction(worker.id, "forget") }, "Forget"));
   }
   const task = worker.current_task
     ? element("a", { href: "#", onclick: (event) => { event.preventDefault(); onTask(worker.current_task); } },
