@@ -5,6 +5,7 @@ import json
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from flamenco.events import EventBus
@@ -138,6 +139,31 @@ class EventStreamTests(TestCase):
         self.assertEqual(events[0][1], "reset")
         kept = list(range(bus.last_id - 999, bus.last_id + 1))
         self.assertEqual([e[0] for e in events[1:]], kept)
+
+    @async_test
+    async def test_a_client_that_stops_reading_is_disconnected_not_buffered_for(self):
+        m = await InProcessManager(self).start()
+        bus = m.manager.operator.bus
+        others = bus.subscriber_count  # the Manager's own (task activity, metrics)
+        reader = await EventReader(self, m).open()
+        await reader.wait_for(of_type("hello"))
+        reader.transport.pauseProducing()  # stop reading: the socket buffers fill up
+        self.assertEqual(bus.subscriber_count, others + 1)
+        line = "x" * 16000
+        for number in range(2000):  # up to 32 MB, more than loopback socket buffers hold
+            bus.publish("task", {"id": str(number % 10), "log": line})
+            if number % 100 == 0:
+                await deferLater(reactor, 0.01, lambda: None)  # let the sockets move
+        self.assertEqual(bus.subscriber_count, others + 1, "30 s are allowed to catch up")
+        m.clock.advance(31)
+        bus.publish("task", {"id": "0", "log": line})
+        for _ in range(100):
+            if bus.subscriber_count == others:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(bus.subscriber_count, others, "the stuck client was let go")
+        reader.transport.resumeProducing()
+        await reader.closed  # aborted by the Manager, which did not wait for it to read
 
     @async_test
     async def test_task_updates_carry_their_log_lines(self):

@@ -3,6 +3,10 @@
 Every event carries its `id`; a client reconnecting with `Last-Event-ID` first gets what it
 missed from the bus's buffer (or a `reset` event when that is gone). A comment line every
 `keepalive` seconds keeps proxies from closing an idle stream.
+
+A client that stops reading (its socket buffers full, so Twisted pauses the stream) is
+disconnected when it stays so for `stuck_seconds` or `max_behind` events, instead of being
+buffered for without bound; a browser reconnects by itself and catches up from the buffer.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import json
 
 from twisted.internet import task
+from twisted.internet.interfaces import IPushProducer
 from twisted.web.iweb import IRequest
+from zope.interface import implementer
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -35,14 +41,51 @@ def _last_event_id(request: IRequest) -> int | None:
         return None
 
 
+@implementer(IPushProducer)
+class _Client:
+    """One connected client: writes events, and drops the connection when it is stuck."""
+
+    def __init__(self, request: IRequest, clock, stuck_seconds: float, max_behind: int):
+        self.request = request
+        self.clock = clock
+        self.stuck_seconds = stuck_seconds
+        self.max_behind = max_behind
+        self.paused_at: float | None = None
+        self.written_while_paused = 0
+
+    def send(self, event: Event) -> None:
+        if self.paused_at is not None:
+            self.written_while_paused += 1
+            if (self.written_while_paused > self.max_behind
+                    or self.clock.seconds() - self.paused_at > self.stuck_seconds):
+                # loseConnection would wait for the client to read what is buffered.
+                self.request.channel.transport.abortConnection()
+                return
+        self.request.write(encode_event(event))
+
+    def pauseProducing(self) -> None:
+        if self.paused_at is None:
+            self.paused_at = self.clock.seconds()
+
+    def resumeProducing(self) -> None:
+        self.paused_at = None
+        self.written_while_paused = 0
+
+    def stopProducing(self) -> None:
+        self.pauseProducing()
+
+
 class EventStream(Resource):
     isLeaf = True
 
-    def __init__(self, bus: EventBus, clock, keepalive: float = 15.0):
+    def __init__(self, bus: EventBus, clock, keepalive: float = 15.0,
+                 stuck_seconds: float = 30.0, max_behind: int = 10_000):
         super().__init__()
         self.bus = bus
         self.clock = clock
         self.keepalive = keepalive
+        self.stuck_seconds = stuck_seconds
+        self.max_behind = max_behind
 
     def render_GET(self, request: IRequest):
         request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
@@ -59,7 +102,9 @@ class EventStream(Resource):
         else:
             request.write(encode_event(Event(self.bus.last_id, "hello", {})))
 
-        unsubscribe = self.bus.subscribe(lambda event: request.write(encode_event(event)))
+        client = _Client(request, self.clock, self.stuck_seconds, self.max_behind)
+        request.registerProducer(client, True)
+        unsubscribe = self.bus.subscribe(client.send)
         ping = task.LoopingCall(request.write, b": keep-alive\n\n")
         ping.clock = self.clock
         ping.start(self.keepalive, now=False)
