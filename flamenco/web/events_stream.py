@@ -16,9 +16,9 @@ import json
 from twisted.internet import task
 from twisted.internet.interfaces import IPushProducer
 from twisted.web.iweb import IRequest
-from zope.interface import implementer
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
 from flamenco.events import Event, EventBus
 
