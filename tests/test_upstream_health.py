@@ -8,6 +8,7 @@ from twisted.trial import unittest
 
 from flamenco.config import parse_config
 from flamenco.events import EventBus
+from flamenco.metrics import ManagerMetrics
 from flamenco.testing import serve_for_test, sqlite_store_for_test
 from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET
 from flamenco.timefmt import utc_now
@@ -15,6 +16,7 @@ from flamenco.updates import UpdateQueue
 from flamenco.upstream.health import UpstreamHealth
 from flamenco.upstream.link import build_upstream
 from flamenco.upstream.pusher import LEASE_NAME
+from tests.test_health_metrics import sample
 from tests.util import async_test
 
 
@@ -38,6 +40,7 @@ class UpstreamHealthTests(unittest.TestCase):
         self.bus.subscribe(self.events.append)
         self.health = UpstreamHealth(self.store, self.clock, self.bus, self.link,
                                      stale_after=90)
+        self.metrics = ManagerMetrics(self.store, self.bus, self.link)
         parent = MultiService()
         for service in services:
             service.setServiceParent(parent)
@@ -83,6 +86,11 @@ class UpstreamHealthTests(unittest.TestCase):
         self.assertEqual((report["state"], report["push_failures"], report["queued_updates"]),
                          ("green", 0, 0))
         self.assertEqual(self.events[-1].data["state"], "green")
+        text = (await self.metrics.render()).decode()
+        failures = sample(text, "flamenco_upstream_failures_total", operation="push")
+        self.assertEqual(failures, 2)
+        self.assertGreaterEqual(sample(text, "flamenco_upstream_push_seconds_count"), 4)
+        self.assertEqual(sample(text, "flamenco_upstream_queue_updates"), 0)
 
     @async_test
     async def test_a_long_waiting_update_is_amber(self):
