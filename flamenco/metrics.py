@@ -26,7 +26,8 @@ class ManagerMetrics:
             "flamenco_task_assign_seconds", "Time to answer a Worker's /task request",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry)
-        self.task_updates = Counter("flamenco_task_updates", "Task updates queued",
+        self.task_updates = Counter("flamenco_task_updates",
+                                    "Task updates queued (from Workers and the Manager itself)",
                                     registry=registry)
         self.queue = Gauge("flamenco_upstream_queue_updates",
                            "Task updates queued for the Server", registry=registry)
