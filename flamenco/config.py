@@ -51,6 +51,8 @@ def _bcrypt_cost(instance, attribute, value):
 
 
 REGISTRATION_MODES = ("open", "secret", "approve")
+
+
 def _optional_boolean(instance, attribute, value):
     if value is not None and not isinstance(value, bool):
         raise ConfigError(f"{attribute.name}: expected true or false, not {value!r}")
@@ -77,6 +79,12 @@ def _string_tuple(key: str, value) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{key}: expected a list of strings, not {value!r}")
     return tuple(value)
+
+
+def _bcrypt_hash(instance, attribute, value):
+    if value and not re.fullmatch(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", value):
+        raise ConfigError(f"{attribute.name}: not a bcrypt hash; print one with "
+                          "`twistd flamenco-manager --hash-password`")
 
 
 @attrs.frozen
@@ -149,6 +157,11 @@ class Config:
     worker_secret_bcrypt_cost: int = attrs.field(default=10, validator=_bcrypt_cost)
     #: Threads that do nothing but bcrypt work (registrations, first sign-ons).
     worker_secret_hashing_threads: int = attrs.field(default=1, validator=_positive)
+    #: bcrypt hash of the operator password (`--hash-password` prints one); empty: the operator
+    #: API, dashboard and events are served to the Manager's own machine only.
+    admin_password: str = attrs.field(default="", validator=_bcrypt_hash)
+    #: Serve `/metrics`, `/healthz` and `/readyz` (no login needed).
+    serve_metrics: bool = attrs.field(default=True, validator=_boolean)
     variables: dict = attrs.field(factory=dict)
     # -- farm operations (PROTOCOL §5.9-5.11, §6.7) ----------------------------------------------
     #: 2017: pushes carry the full `log` and soft-fail is off; 2021: `log_tail`, soft-fail on.

@@ -13,21 +13,23 @@ from twisted.web.resource import IResource
 
 from flamenco.auth_limits import FailedAuthLimiter
 from flamenco.config import Config
+from flamenco.events import EventBus
 from flamenco.failures import FailureHandling
 from flamenco.hashing import HashingPool
 from flamenco.housekeeping import TaskCleanup, WorkerCleanup, WorkerTimeouts
 from flamenco.ids import new_object_id
+from flamenco.operator_view import OperatorView, build_operator_view
 from flamenco.quarantine import SickWorkers
 from flamenco.scheduler import Scheduler
 from flamenco.sleep_schedules import SleepScheduler
 from flamenco.store.interface import StoreUnusable
+from flamenco.store.observed import ObservedStore
 from flamenco.task_logs import TaskLogs
 from flamenco.task_updates import TaskUpdateService
 from flamenco.test_tasks import TestTasks
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
 from flamenco.upstream import ITaskSource, NoServer
-from flamenco.web.workers_api import WorkerAPI
 from flamenco.workers import WorkerService
 
 log = Logger()
@@ -127,15 +129,21 @@ class Manager:
     task_logs: TaskLogs | None = None
     task_cleanup: TaskCleanup | None = None
     worker_cleanup: WorkerCleanup | None = None
+    operator: OperatorView | None = None
+    clock: IReactorTime | None = None
 
     @property
     def resource(self) -> IResource:
-        return WorkerAPI(self).app.resource()
+        from flamenco.web.resource_tree import build_resource
+
+        return build_resource(self)
 
     def note_output(self, worker, paths: list[str]) -> None:
-        """Produced files (2.x `/output-produced`); the preview system is not implemented."""
+        """Produced files (2.x `/output-produced`): thumbnails for the dashboard, made later."""
         log.info("worker {worker} produced {count} files, first {path}",
                  worker=worker.identifier, count=len(paths), path=paths[0])
+        if self.operator is not None:
+            self.operator.previews.note(worker.identifier, paths)
 
 
 class HashingService(Service):
@@ -165,6 +173,8 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
     if clock is None:
         clock = reactor
     lease_holder = lease_holder or new_object_id()
+    bus = EventBus()
+    store = ObservedStore(store, bus)
     services = MultiService()
     StoreService(store, clock, startup_timeout=config.database_startup_timeout_seconds,
                  on_startup_failure=on_startup_failure).setServiceParent(services)
@@ -239,4 +249,6 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         task_logs=task_logs,
         task_cleanup=task_cleanup,
         worker_cleanup=worker_cleanup,
+        operator=build_operator_view(config, store, bus, workers, task_source, clock),
+        clock=clock,
     )

@@ -26,7 +26,7 @@ log = Logger()
 
 class Options(usage.Options):
     synopsis = ("--config FILE [--debug|--verbose] [--json] [--access-log FILE] "
-                "[--cleanslate|--purgequeue [--yes]]")
+                "[--cleanslate|--purgequeue [--yes]] | --hash-password")
     optParameters = [
         ["config", "c", "flamenco-manager.yaml", "The YAML configuration file."],
         ["access-log", None, "",
@@ -46,6 +46,22 @@ class Options(usage.Options):
     def opt_version(self):
         """Print the version and exit."""
         print(f"flamenco-manager {flamenco.__version__}")
+        sys.exit(0)
+
+    def opt_hash_password(self):
+        """Read a password (prompted, or one line of standard input), print its bcrypt hash for
+        `admin_password` and exit."""
+        import getpass
+
+        from flamenco.web.access import hash_password
+
+        if sys.stdin.isatty():
+            password = getpass.getpass("Operator password: ")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise SystemExit("flamenco-manager: --hash-password: the password is empty")
+        print(hash_password(password))
         sys.exit(0)
 
     def postOptions(self):

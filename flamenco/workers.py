@@ -289,7 +289,7 @@ class WorkerService:
         """Forget a worker: re-queue its active tasks, then delete its record (§5.11)."""
         for task in await self.store.tasks_of_worker(worker.id, statuses.ACTIVE):
             await self.task_updates.requeue(task, worker, reason)
-        await self.store.farm.remove_worker(worker.id)
+        await self.store.delete_worker(worker.id)
         self.credentials.forget(worker.id)
         log.info("worker {worker} ({id}) removed: {reason}", worker=worker.identifier,
                  id=worker.id, reason=reason)

@@ -4,7 +4,9 @@
 #   2. a throw-away MongoDB-wire server (mongod, or FerretDB built once from the Go module
 #      proxy) for the MongoDB store tests — skipped when none can be had, unless
 #      FLAMENCO_REQUIRE_MONGO=1 (CI), which turns that into a failure;
-#   3. trial over tests/, then one summary line `N passed, M failed, K skipped`.
+#   3. Debian's chromium for the browser tests (installed with apt-get when missing and this
+#      runs as root) — without one they are skipped, unless CI=true, which fails them;
+#   4. trial over tests/, then one summary line `N passed, M failed, K skipped`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +36,12 @@ elif [ "${FLAMENCO_REQUIRE_MONGO:-0}" = 1 ]; then
     exit 1
 else
     echo "no MongoDB-wire test server: the MongoDB tests will be skipped" >&2
+fi
+
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's chromium for the browser tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+        >/dev/null 2>&1 || echo "could not install chromium: the browser tests will skip" >&2
 fi
 
 log=$(mktemp)

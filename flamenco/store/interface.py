@@ -133,6 +133,18 @@ class IStore(Interface):
     def purge_queue():
         """Delete every queued update (purgequeue). Fires with the number deleted."""
 
+    # -- the operator view (flamenco/store/*_views.py) -------------------------------------------
+    def list_tasks(status=None, task_type=None, job=None, offset=0, limit=50):
+        """Fires with (Tasks ordered by ID, total matching) for the given filters (None = any);
+        `task_type` is the schedule type (task_type, else job_type)."""
+
+    def task_counts():
+        """Fires with [(status, schedule type, count)] over all local tasks, sorted."""
+
+    def delete_worker(worker_id):
+        """Remove a Worker record with its blocklist entries, quarantine and sleep schedule (an
+        operator forgot it, or clean-up removed it). Fires True if it existed."""
+
 
 def task_changes_for_update(update, current_status: str, worker_id: str | None,
                             ping: datetime | None, from_worker: bool = False) -> dict:

@@ -69,6 +69,7 @@ from flamenco import statuses
 from flamenco.documents import LOCAL_TASK_FIELDS, Task, TaskUpdate, Worker
 from flamenco.store.availability import Availability
 from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_update
+from flamenco.store.mongo_views import MongoFarmViews
 from flamenco.timefmt import from_epoch, to_epoch
 
 log = Logger()
@@ -165,7 +166,7 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 @implementer(IStore)
-class MongoStore:
+class MongoStore(MongoFarmViews):
     """`IStore` on txmongo. `clock` runs the per-call deadlines (the reactor by default)."""
 
     def __init__(self, url: str, clock=None, *, timeout: float = 5.0, pool_size: int = 4,

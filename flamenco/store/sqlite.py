@@ -30,6 +30,7 @@ from flamenco.store.availability import Availability
 from flamenco.store.interface import (
     IStore, StoreUnavailable, StoreUnusable, task_changes_for_update,
 )
+from flamenco.store.sqlite_views import SQLiteFarmViews
 from flamenco.timefmt import from_epoch, to_epoch
 
 _SCHEDULABLE_SQL = "status IN ('queued', 'claimed-by-manager', 'soft-failed') AND unfinished_parents = 0"
@@ -83,7 +84,7 @@ SYNC_MODES = {"full": ("FULL", True), "normal": ("NORMAL", False)}
 
 
 @implementer(IStore)
-class SQLiteStore:
+class SQLiteStore(SQLiteFarmViews):
     def __init__(self, path: str, sync: str = "full", clock: IReactorTime | None = None):
         if clock is None:
             from twisted.internet import reactor as clock

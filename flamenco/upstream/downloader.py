@@ -16,6 +16,7 @@ download, sent with the older timestamp, fills in anything skipped).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
@@ -51,6 +52,10 @@ class TaskDownloader(Service):
         self._scheduled = None
         self._idle_waiters: list[defer.Deferred] = []
         self.downloads = 0  # completed download attempts (for tests and the status report)
+        self.failures = 0  # download attempts failed in a row
+        self.last_success: float | None = None
+        #: Called with `succeeded` after every download attempt (health, metrics).
+        self.observers: list[Callable[[bool], None]] = []
 
     # -- service ---------------------------------------------------------------------------------
     def startService(self):
@@ -131,6 +136,10 @@ class TaskDownloader(Service):
             except Exception:  # noqa: BLE001 - never let one round stop the loop
                 log_failure(self.log, "task download failed")
 
+    def _tell_observers(self, succeeded: bool) -> None:
+        for observer in self.observers:
+            observer(succeeded)
+
     async def download(self, hint: tuple[str, ...] = ()) -> int:
         """One depsgraph round; returns the number of tasks stored."""
         now = utc_now(self.clock)
@@ -142,9 +151,14 @@ class TaskDownloader(Service):
             result = await self.client.depsgraph(since, hint)
         except UpstreamError as error:
             self.log.warn("task download failed: {error}", error=str(error))
+            self.failures += 1
+            self._tell_observers(False)
             return 0
         finally:
             self.downloads += 1
+        self.failures = 0
+        self.last_success = self.clock.seconds()
+        self._tell_observers(True)
         if result.code != 200:
             self.log.debug("task download: {code}, nothing new", code=result.code)
             return 0

@@ -33,6 +33,11 @@ class GzipChoice:
         self.refused_at: float | None = None
         self._loaded = store is None
 
+    @property
+    def in_use(self) -> bool:
+        """Pushes are compressed now, as far as this process knows (the upstream health)."""
+        return self.enabled and self.refused_at is None
+
     async def compress(self) -> bool:
         """Gzip the next push? (Also True when a refusing Server is due for a re-probe.)"""
         if not self.enabled:

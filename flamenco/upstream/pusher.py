@@ -20,7 +20,9 @@ by `give_up_after` successful pushes is dropped and logged in full (§6.5.2 reco
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
+from typing import Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
@@ -67,6 +69,8 @@ class UpdatePusher(Service):
         self.failures = 0
         self.retry_at = float("-inf")
         self.pushed = 0  # updates acknowledged since start (status report, bench)
+        #: Called with (succeeded, seconds taken) after every push (health, metrics).
+        self.observers: list[Callable[[bool, float], None]] = []
         self._forced = False
         self._stopping = False
         self._busy: defer.Deferred | None = None
@@ -160,11 +164,14 @@ class UpdatePusher(Service):
             if not batch:
                 return True
         sent_ids = [update.id for update in batch]
+        started = time.perf_counter()
         try:
             answer = await self.client.push([self._within_limits(update) for update in batch])
         except UpstreamError as error:
             self._failed(error)
+            self._tell_observers(False, time.perf_counter() - started)
             return False
+        seconds = time.perf_counter() - started
         self.last_success = self.clock.seconds()
         if batch:
             self.last_update_push = self.last_success
@@ -173,6 +180,7 @@ class UpdatePusher(Service):
                           n=self.failures)
         self.failures = 0
         self.retry_at = float("-inf")
+        self._tell_observers(True, seconds)
         sent = set(sent_ids)
         handled = [i for i in answer["handled_update_ids"] if i in sent]
         if len(handled) != len(answer["handled_update_ids"]):
@@ -217,6 +225,10 @@ class UpdatePusher(Service):
                            "unacknowledged {n} times; it was {update}", id=update.id,
                            task=update.task_id, n=self.give_up_after,
                            update=json.dumps(update.to_upstream()))
+
+    def _tell_observers(self, succeeded: bool, seconds: float) -> None:
+        for observer in self.observers:
+            observer(succeeded, seconds)
 
     def _failed(self, error: UpstreamError) -> None:
         self.failures += 1

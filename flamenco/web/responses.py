@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from urllib.parse import parse_qs
 
 from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
@@ -63,6 +64,17 @@ def read_body(request: IRequest, limit: int) -> bytes:
     if len(body) > limit:
         raise BodyTooLarge(len(body))
     return body
+
+
+def form_args(request: IRequest, limit: int) -> dict[str, str]:
+    """Query arguments, and those of a form-encoded body (ManagerSite's requests leave bodies
+    alone, so that a Worker's body is read as JSON whatever its Content-Type)."""
+    raw = dict(request.args)
+    content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
+    if content_type.lower() == b"application/x-www-form-urlencoded":
+        raw.update(parse_qs(read_body(request, limit), keep_blank_values=True))
+    return {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
+            for key, values in raw.items()}
 
 
 def endpoint(handler=None, *, when_store_unavailable=None):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_address
-from urllib.parse import parse_qs
 
 from klein import Klein
 from twisted.logger import Logger
@@ -16,7 +14,10 @@ from flamenco.documents import (
 )
 from flamenco.errors import BadRequest, Forbidden, UnknownTask, UnknownWorker
 from flamenco.ids import is_object_id, normalise_object_id
-from flamenco.web.responses import endpoint, json_error, json_response, no_content, read_body
+from flamenco.web.access import is_local_peer, peer_host
+from flamenco.web.responses import (
+    endpoint, form_args, json_error, json_response, no_content, read_body,
+)
 from flamenco.web.task_log_files import log_file_response
 
 log = Logger()
@@ -28,16 +29,6 @@ def _may_keep_running_by_default(request: IRequest) -> bytes:
     return json_response(request, {"may_keep_running": True})
 
 
-def _peer_host(request: IRequest) -> str:
-    """The client's address; IPv4 clients of a dual-stack port as plain IPv4."""
-    host = getattr(request.getClientAddress(), "host", "") or ""
-    try:
-        mapped = ip_address(host).ipv4_mapped
-    except (ValueError, AttributeError):
-        return host
-    return str(mapped) if mapped else host
-
-
 def _user_agent(request: IRequest) -> str:
     return (request.getHeader(b"user-agent") or b"").decode("latin-1")
 
@@ -46,13 +37,6 @@ def _task_id(raw: str) -> str:
     if not is_object_id(raw):
         raise UnknownTask(f"Invalid ObjectID used for task-id: {raw}")
     return normalise_object_id(raw)
-
-
-def _from_loopback(request: IRequest) -> bool:
-    try:
-        return ip_address(_peer_host(request)).is_loopback
-    except ValueError:
-        return False
 
 
 class WorkerAPI:
@@ -69,11 +53,11 @@ class WorkerAPI:
         """The authenticated Worker; nothing is written (a refused request changes nothing)."""
         username = request.getUser().decode("utf-8", "replace")
         password = request.getPassword().decode("utf-8", "replace")
-        return await self.manager.workers.authenticate(username, password, _peer_host(request))
+        return await self.manager.workers.authenticate(username, password, peer_host(request))
 
     async def _seen(self, request: IRequest, worker, wake: bool = False):
         """Record the sign of life, once the request is known to be acceptable."""
-        return await self.manager.workers.seen(worker, _peer_host(request),
+        return await self.manager.workers.seen(worker, peer_host(request),
                                                _user_agent(request), wake)
 
     def _json_body(self, request: IRequest, what: str) -> dict:
@@ -109,7 +93,7 @@ class WorkerAPI:
         authorization = (request.getHeader(b"authorization") or b"").decode("latin-1")
         token = authorization[7:].strip() if authorization.startswith("Bearer ") else None
         worker = await self.manager.workers.register(
-            registration, _peer_host(request), _user_agent(request), token
+            registration, peer_host(request), _user_agent(request), token
         )
         return json_response(request, worker.to_json())
 
@@ -119,7 +103,7 @@ class WorkerAPI:
         worker = await self._worker(request)
         body = read_body(request, self.max_body)
         sign_on = WorkerSignOn.from_json(decode_json_object(body, "sign-on") if body.strip() else {})
-        await self.manager.workers.sign_on(worker, sign_on, _peer_host(request), _user_agent(request))
+        await self.manager.workers.sign_on(worker, sign_on, peer_host(request), _user_agent(request))
         return no_content(request)
 
     @app.route("/sign-off", methods=["POST"])
@@ -198,23 +182,14 @@ class WorkerAPI:
 
     # -- operator and debug endpoints: loopback only ---------------------------------------------
     def _require_loopback(self, request):
-        if not _from_loopback(request):
+        if not is_local_peer(peer_host(request)):
             raise Forbidden("operator endpoints are only served to the Manager's own machine")
-
-    def _operator_args(self, request: IRequest) -> dict[str, str]:
-        """Query arguments, and those of a form-encoded body (WorkerRequest leaves bodies alone)."""
-        raw = dict(request.args)
-        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
-        if content_type.lower() == b"application/x-www-form-urlencoded":
-            raw.update(parse_qs(read_body(request, self.max_body), keep_blank_values=True))
-        return {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
-                for key, values in raw.items()}
 
     @app.route("/worker-action/<worker_id>", methods=["POST"])
     @endpoint
     async def worker_action(self, request, worker_id):
         self._require_loopback(request)
-        args = self._operator_args(request)
+        args = form_args(request, self.max_body)
         action = args.get("action", "")
         lazy = args.get("lazy", "").lower() == "true"
         workers = self.manager.workers

@@ -1,0 +1,41 @@
+"""Assembling what the operator sees: event bus, task activity, upstream health, metrics."""
+
+from __future__ import annotations
+
+import attrs
+
+from flamenco.events import EventBus
+from flamenco.farm_view import FarmView
+from flamenco.metrics import ManagerMetrics
+from flamenco.previews import Previews
+from flamenco.task_activity import TaskActivity
+from flamenco.upstream.health import UpstreamHealth
+from flamenco.web.access import AccessPolicy
+
+
+@attrs.define
+class OperatorView:
+    bus: EventBus
+    activity: TaskActivity
+    health: UpstreamHealth
+    metrics: ManagerMetrics
+    farm: FarmView
+    access: AccessPolicy
+    previews: Previews
+
+
+def build_operator_view(config, store, bus: EventBus, workers, task_source, clock) -> OperatorView:
+    """`store` should be the `ObservedStore` publishing to `bus`."""
+    link = task_source if hasattr(task_source, "pusher") else None
+    activity = TaskActivity(bus, clock)
+    health = UpstreamHealth(store, clock, bus, link,
+                            stale_after=3 * config.task_update_push_max_interval_seconds)
+    return OperatorView(
+        bus=bus,
+        activity=activity,
+        health=health,
+        metrics=ManagerMetrics(store, bus, link),
+        farm=FarmView(config, store, workers, task_source, health, activity),
+        access=AccessPolicy(config.admin_password, clock, tls=config.tls),
+        previews=Previews(bus, clock),
+    )
