@@ -11,10 +11,13 @@ from twisted.web.resource import IResource
 from flamenco.config import Config
 from flamenco.ids import new_object_id
 from flamenco.scheduler import Scheduler
+from flamenco.standalone.service import JobService
+from flamenco.standalone.wiring import build_standalone
 from flamenco.task_updates import TaskUpdateService
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
 from flamenco.upstream import ITaskSource, NoServer
+from flamenco.web.jobs_api import JobsAPI, with_jobs_api
 from flamenco.web.workers_api import WorkerAPI
 from flamenco.workers import WorkerService
 
@@ -73,10 +76,15 @@ class Manager:
     timeouts: TaskTimeoutChecker
     services: MultiService
     lease_holder: str
+    #: Stand-alone mode (no Server configured): the job service behind `/api/jobs`.
+    jobs: JobService | None = None
 
     @property
     def resource(self) -> IResource:
-        return WorkerAPI(self).app.resource()
+        workers = WorkerAPI(self).app.resource()
+        if self.jobs is None:
+            return workers
+        return with_jobs_api(workers, JobsAPI(self.jobs, self.config).app.resource())
 
     def note_output(self, worker, paths: list[str]) -> None:
         """Produced files (2.x `/output-produced`); the preview system is not implemented."""
@@ -97,16 +105,20 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
     lease_holder = lease_holder or new_object_id()
     services = MultiService()
     StoreService(store, clock).setServiceParent(services)
-    updates = UpdateQueue(store, clock)
     task_source: ITaskSource = NoServer()
+    jobs = None
     if config.has_upstream:
         from flamenco.upstream.link import build_upstream
 
+        updates = UpdateQueue(store, clock)
         task_source, upstream_services = build_upstream(config, store, updates, clock, lease_holder)
         for service in upstream_services:
             service.setServiceParent(services)
     else:
-        log.warn("no Flamenco Server configured ('flamenco' is empty): running stand-alone")
+        log.warn("no Flamenco Server configured ('flamenco' is empty): running stand-alone,"
+                 " jobs are submitted to this Manager (/api/jobs)")
+        updates, jobs, job_rounds = build_standalone(config, store, clock, lease_holder)
+        job_rounds.setServiceParent(services)
     task_updates = TaskUpdateService(store, updates)
     timeouts = TaskTimeoutChecker(
         store, updates, clock,
@@ -125,8 +137,10 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
                               registration_secret=config.worker_registration_secret,
                               bcrypt_rounds=bcrypt_rounds),
         task_updates=task_updates,
-        scheduler=Scheduler(store, updates, task_source, config.variables),
+        scheduler=Scheduler(store, updates, task_source,
+                            {**config.two_way_variables, **config.variables}),
         timeouts=timeouts,
         services=services,
         lease_holder=lease_holder,
+        jobs=jobs,
     )

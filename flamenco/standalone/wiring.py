@@ -1,0 +1,23 @@
+"""Assembling stand-alone mode: the update queue, the job service and the job rounds."""
+
+from __future__ import annotations
+
+from flamenco.config import Config
+from flamenco.jobs.twoway import TwoWayVariables
+from flamenco.jobs.types import load_job_types
+from flamenco.standalone.local_queue import LocalUpdateQueue
+from flamenco.standalone.local_updates import LocalUpdates
+from flamenco.standalone.service import JobService
+from flamenco.store.jobs import job_store_for
+
+
+def build_standalone(config: Config, store, clock, lease_holder: str
+                     ) -> tuple[LocalUpdateQueue, JobService, LocalUpdates]:
+    job_store = job_store_for(store)
+    updates = LocalUpdateQueue(store, clock, job_store)
+    jobs = JobService(store, job_store, updates, load_job_types(),
+                      TwoWayVariables(config.two_way_variables))
+    rounds = LocalUpdates(updates, jobs, clock, lease_holder=lease_holder,
+                          lease_seconds=config.upstream_lease_seconds,
+                          cancel_interval=config.cancel_task_fetch_max_interval_seconds)
+    return updates, jobs, rounds
