@@ -17,8 +17,8 @@ from flamenco.updates import UpdateQueue
 
 
 class LocalUpdateQueue(UpdateQueue):
-    def __init__(self, store, clock: IReactorTime, jobs: IJobStore):
-        super().__init__(store, clock)
+    def __init__(self, store, clock: IReactorTime, *args, jobs: IJobStore, **kwargs):
+        super().__init__(store, clock, *args, **kwargs)
         self.jobs = jobs
         #: Jobs whose tasks changed status since they were last reconciled.
         self.dirty: set[str] = set()

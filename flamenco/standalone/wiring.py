@@ -14,7 +14,7 @@ from flamenco.store.jobs import job_store_for
 def build_standalone(config: Config, store, clock, lease_holder: str
                      ) -> tuple[LocalUpdateQueue, JobService, LocalUpdates]:
     job_store = job_store_for(store)
-    updates = LocalUpdateQueue(store, clock, job_store)
+    updates = LocalUpdateQueue(store, clock, jobs=job_store)
     jobs = JobService(store, job_store, updates, load_job_types(),
                       TwoWayVariables(config.two_way_variables))
     rounds = LocalUpdates(updates, jobs, clock, lease_holder=lease_holder,
