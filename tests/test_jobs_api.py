@@ -1,7 +1,10 @@
 """The job API of a stand-alone Manager over loopback HTTP: submission (201 / 422 with every
 problem), reading, and steering jobs while simulated Workers run their tasks."""
 
+import os
 import socket
+
+import yaml
 
 from twisted.internet import reactor
 from twisted.trial.unittest import SkipTest, TestCase
@@ -12,8 +15,10 @@ from flamenco.manager import build_manager
 from flamenco.standalone.local_updates import LocalUpdates
 from flamenco.store.sqlite import SQLiteStore
 from flamenco.testing.worker import GENERATION_2_0, GENERATION_2_X, SimulatedWorker
+from flamenco.web.jobs_api import JobsAPI
 from tests.factories import MANAGER_ID
 from tests.inprocess import InProcessManager
+from tests.manager_process import REPO_ROOT
 from tests.util import async_test
 
 SLEEP = {"name": "smoke", "type": "sleep", "settings": {"n_tasks": 3, "seconds": 1}}
@@ -268,9 +273,7 @@ class AccessTests(TestCase):
         manager = build_manager(Config(), store, bcrypt_rounds=4)
         port = reactor.listenTCP(0, Site(manager.resource), interface=address)
         self.addCleanup(port.stopListening)
-        from tests.inprocess import InProcessManager as Client
-
-        client = Client(self)
+        client = InProcessManager(self)
         client.url = f"http://{address}:{port.getHost().port}"
         response = await client.request("GET", "/api/jobs")
         self.assertEqual(response.code, 403)
@@ -296,3 +299,21 @@ def _own_non_loopback_address() -> str:
     if not address or address.startswith("127."):
         raise SkipTest("this machine has no non-loopback IPv4 address")
     return address
+
+
+class OpenAPITests(TestCase):
+    def test_every_route_is_described(self):
+        with open(os.path.join(REPO_ROOT, "docs", "openapi-jobs.yaml"), encoding="utf-8") as f:
+            spec = yaml.safe_load(f)
+        described = {(path, method.upper()) for path, operations in spec["paths"].items()
+                     for method in operations if method != "parameters"}
+        served = set()
+        for rule in JobsAPI.app.url_map.iter_rules():
+            path = rule.rule.replace("<job_id>", "{job_id}")
+            names = (["cancel", "pause", "resume", "requeue", "priority"]
+                     if "<action>" in path else [None])
+            for name in names:
+                concrete = path.replace("<action>", name) if name else path
+                served.update((concrete, method) for method in rule.methods
+                              if method not in ("HEAD", "OPTIONS"))
+        self.assertEqual(served, described)
