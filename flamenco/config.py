@@ -42,6 +42,14 @@ def _sync_mode(instance, attribute, value):
         raise ConfigError(f"{attribute.name}: expected full or normal, not {value!r}")
 
 
+def _bcrypt_cost(instance, attribute, value):
+    if not 4 <= value <= 31:
+        raise ConfigError(f"{attribute.name}: bcrypt costs go from 4 to 31, not {value}")
+
+
+REGISTRATION_MODES = ("open", "secret", "approve")
+
+
 @attrs.frozen
 class ListenAddress:
     host: str
@@ -99,9 +107,26 @@ class Config:
     upstream_gzip: bool = attrs.field(default=True, validator=_boolean)
     max_request_body_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
     worker_registration_secret: str = ""
+    #: open (anyone may register), secret (a token signed with worker_registration_secret),
+    #: approve (registered, but no task until an operator approves). Empty: secret when
+    #: worker_registration_secret is set, else open (the behaviour before this key existed).
+    worker_registration: str = ""
+    #: Failed Worker authentications from one address per window before it gets 429.
+    worker_auth_failure_limit: int = attrs.field(default=50, validator=_positive)
+    worker_auth_failure_window_seconds: float = attrs.field(default=60, validator=_positive)
+    #: bcrypt cost (log2 rounds) for new Worker secrets; each +1 doubles the time per hash.
+    worker_secret_bcrypt_cost: int = attrs.field(default=10, validator=_bcrypt_cost)
+    #: Threads that do nothing but bcrypt work (registrations, first sign-ons).
+    worker_secret_hashing_threads: int = attrs.field(default=1, validator=_positive)
     variables: dict = attrs.field(factory=dict)
     #: Stand-alone mode: name -> platform -> path prefix, mapped both ways (flamenco.jobs.twoway).
     two_way_variables: dict = attrs.field(factory=dict)
+
+    @property
+    def registration_mode(self) -> str:
+        if self.worker_registration:
+            return self.worker_registration
+        return "secret" if self.worker_registration_secret else "open"
 
     @property
     def tls(self) -> bool:
@@ -247,6 +272,14 @@ def _check_upstream(values: dict) -> None:
         )
     if url.startswith("mongodb://") and not urlsplit(url).path.strip("/"):
         raise ConfigError(f"database_url: {url!r} names no database (mongodb://host[:port]/dbname)")
+    mode = values.get("worker_registration", "")
+    if mode and mode not in REGISTRATION_MODES:
+        raise ConfigError(f"worker_registration: {mode!r} is not one of {', '.join(REGISTRATION_MODES)}")
+    if mode == "secret" and not values.get("worker_registration_secret"):
+        raise ConfigError("worker_registration_secret: required when worker_registration is secret")
+    if mode == "open" and values.get("worker_registration_secret"):
+        raise ConfigError("worker_registration: open, but worker_registration_secret is set;"
+                          " use secret (or approve), or remove the secret")
     if bool(values.get("tlskey")) != bool(values.get("tlscert")):
         raise ConfigError("tlskey/tlscert: set both to use TLS, or neither")
 

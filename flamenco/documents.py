@@ -6,13 +6,13 @@ layer turns that into a 400 with a JSON error body.
 
 from __future__ import annotations
 
-import json
+import math
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from flamenco import statuses
+from flamenco import statuses, strict_json
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.timefmt import parse_rfc3339, rfc3339, rfc3339_ms
 
@@ -33,9 +33,10 @@ class InvalidDocument(ValueError):
 # -- small validators --------------------------------------------------------------------------
 
 def decode_json_object(body: bytes, what: str) -> dict:
+    """Every Worker request body passes here: the limits of `strict_json`, then an object."""
     try:
-        value = json.loads(body.decode("utf-8")) if body.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        value = strict_json.loads(body) if body.strip() else None
+    except strict_json.JSONRefused as error:
         raise InvalidDocument(f"{what} is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         raise InvalidDocument(f"{what} must be a JSON object")
@@ -51,17 +52,18 @@ def _optional_str(doc: dict, key: str) -> str:
     return value
 
 
-def _optional_int(doc: dict, key: str, low: int, high: int | None) -> int:
+def _optional_int(doc: dict, key: str, low: int, high: int = strict_json.INT64_MAX) -> int:
     value = doc.get(key)
     if value is None:
         return 0
     # JSON booleans are ints in Python; integral floats like 50.0 are accepted (§0.4).
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    # Floats are compared before conversion: int(1e300) is a 301-digit integer.
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value != int(value)):
         raise InvalidDocument(f"field {key!r} must be an integer", {"field": key})
+    if not low <= value <= high:
+        raise InvalidDocument(f"field {key!r} must be in {low}..{high}, not {value}", {"field": key})
     value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise InvalidDocument(f"field {key!r} must be in {bound}, not {value}", {"field": key})
     return value
 
 
@@ -87,6 +89,8 @@ class Task:
     worker_id: str | None = None
     last_worker_ping: datetime | None = None
     last_updated: datetime | None = None
+    #: The bound Worker reported on the task (an update or a may-i-run) since it was handed out.
+    worker_reported: bool = False
 
     @property
     def id(self) -> str:
@@ -189,6 +193,8 @@ class Worker:
     current_task: str | None = None
     last_activity: datetime | None = None
     software: str = ""
+    #: False while a Worker registered in `approve` mode waits for an operator (no tasks).
+    approved: bool = True
 
     @property
     def is_2x(self) -> bool:
@@ -357,7 +363,7 @@ class WorkerTaskUpdate:
             task_status=status,
             activity=_optional_str(doc, "activity"),
             task_progress_percentage=_optional_int(doc, "task_progress_percentage", 0, 100),
-            current_command_idx=_optional_int(doc, "current_command_idx", 0, None),
+            current_command_idx=_optional_int(doc, "current_command_idx", 0),
             command_progress_percentage=_optional_int(doc, "command_progress_percentage", 0, 100),
             log=_optional_str(doc, "log"),
             metrics=metrics,

@@ -8,7 +8,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import IResource
 
+from flamenco.auth_limits import FailedAuthLimiter
 from flamenco.config import Config
+from flamenco.hashing import HashingPool
 from flamenco.ids import new_object_id
 from flamenco.scheduler import Scheduler
 from flamenco.standalone.service import JobService
@@ -92,16 +94,30 @@ class Manager:
                  worker=worker.identifier, count=len(paths), path=paths[0])
 
 
+class HashingService(Service):
+    """Stops the hashing pool's threads with the Manager."""
+
+    def __init__(self, pool: HashingPool):
+        self.pool = pool
+
+    def stopService(self):
+        super().stopService()
+        self.pool.stop()
+
+
 def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
-                  bcrypt_rounds: int = 10, lease_holder: str | None = None) -> Manager:
+                  bcrypt_rounds: int | None = None, lease_holder: str | None = None) -> Manager:
     """Everything but the listening port; start `manager.services` to run the timers.
 
+    The bcrypt pool hands its results to the real reactor even when `clock` is a test's Clock.
     `lease_holder` names this Manager in the store's leases; keep it the same across restarts
     (the twistd plugin uses host name and port) so a restarted Manager takes its leases back
     at once instead of waiting for them to expire.
     """
+    from twisted.internet import reactor
+
     if clock is None:
-        from twisted.internet import reactor as clock
+        clock = reactor
     lease_holder = lease_holder or new_object_id()
     services = MultiService()
     StoreService(store, clock).setServiceParent(services)
@@ -128,14 +144,19 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         lease_holder=lease_holder,
     )
     timeouts.setServiceParent(services)
+    hashing = HashingPool(reactor, threads=config.worker_secret_hashing_threads)
+    HashingService(hashing).setServiceParent(services)
+    limiter = FailedAuthLimiter(clock, config.worker_auth_failure_limit,
+                                config.worker_auth_failure_window_seconds)
     return Manager(
         config=config,
         store=store,
         updates=updates,
         task_source=task_source,
-        workers=WorkerService(store, task_updates, task_source, clock,
+        workers=WorkerService(store, task_updates, task_source, clock, hashing, limiter,
+                              registration=config.registration_mode,
                               registration_secret=config.worker_registration_secret,
-                              bcrypt_rounds=bcrypt_rounds),
+                              bcrypt_rounds=bcrypt_rounds or config.worker_secret_bcrypt_cost),
         task_updates=task_updates,
         scheduler=Scheduler(store, updates, task_source,
                             {**config.two_way_variables, **config.variables}),

@@ -23,9 +23,16 @@ class Scheduler:
         self.updates = updates
         self.task_source = task_source
         self.variables = variables
+        #: Only tasks handed out since this process started are handed out again to a Worker
+        #: that lost them (claim_task's resume_since).
+        self.started = updates.now()
 
     async def assign(self, worker: Worker) -> dict | None:
-        """Bind the best task to `worker`; the document to send it, or None for "nothing now"."""
+        """Bind the best task to `worker`; the document to send it, or None for "nothing now".
+
+        A Worker waiting for approval is told "nothing now", so that it keeps polling."""
+        if not worker.approved:
+            return None
         if worker.status_requested:
             raise StatusChangePending(worker.status_requested)
         if not worker.supported_types:
@@ -48,7 +55,8 @@ class Scheduler:
     async def _claim_confirmed(self, worker: Worker) -> Task | None:
         """Claim a task and confirm with the Server that it is still as cached."""
         for _ in range(MAX_REEXAMINATIONS + 1):
-            task = await self.store.claim_task(worker, self.updates.now())
+            task = await self.store.claim_task(worker, self.updates.now(),
+                                               resume_since=self.started)
             if task is None:
                 self.task_source.kick(worker.supported_types)
                 return None

@@ -12,14 +12,14 @@ from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
-from twisted.web.server import Site
 
 import flamenco
 from flamenco.config import Config, ConfigError, load_config
-from flamenco import logs
+from flamenco import logs, resolver
 from flamenco.manager import build_manager
 from flamenco.store import store_for
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
+from flamenco.web.site import worker_site
 
 log = Logger()
 
@@ -132,10 +132,11 @@ def makeService(options: Options) -> IService:
         return MaintenanceService(store, job, reactor)
     if not config.tls:
         log.warn("no tlskey/tlscert configured: serving plain HTTP")
+    # The Server link and the database connect without waiting behind bcrypt jobs.
+    resolver.install(reactor)
     manager = build_manager(config, store, reactor,
                             lease_holder=f"{socket.gethostname()}:{config.listen.port}")
-    site = Site(manager.resource)
-    site.displayTracebacks = False
+    site = worker_site(manager.resource)
     web = StreamServerEndpointService(serverFromString(reactor, listen_description(config)), site)
     web._raiseSynchronously = True
     web.setServiceParent(manager.services)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import attrs
 from twisted.logger import Logger
 
-from flamenco import statuses
+from flamenco import statuses, upstream_limits
 from flamenco.documents import Task, Worker, WorkerTaskUpdate
 from flamenco.errors import TaskConflict, UnknownTask
 from flamenco.updates import UpdateQueue
@@ -28,6 +29,7 @@ class TaskUpdateService:
         if task.worker_id and task.worker_id != worker.id:
             raise TaskConflict(f"Task {task_id} is assigned to another worker.")
         status, activity = self._reportable(task, report, worker)
+        report = self._within_limits(task, report, worker)
         await self.updates.queue(
             task_id,
             task_status=status,
@@ -42,6 +44,20 @@ class TaskUpdateService:
             ping=self.updates.now(),
             from_worker=True,
         )
+
+    @staticmethod
+    def _within_limits(task: Task, report: WorkerTaskUpdate, worker: Worker) -> WorkerTaskUpdate:
+        """Item values the Server's schema would refuse go upstream as their defaults."""
+        fields = {key: getattr(report, key) for key in (
+            "task_progress_percentage", "command_progress_percentage", "current_command_idx",
+            "metrics")}
+        fixed, corrected = upstream_limits.sanitised(fields, len(task.doc.get("commands") or []))
+        if not corrected:
+            return report
+        log.warn("worker {worker} sent {fields} out of range for task {task}; not passed on",
+                 worker=worker.identifier, fields=", ".join(corrected), task=task.id)
+        fixed.setdefault("metrics", {})
+        return attrs.evolve(report, **fixed)
 
     @staticmethod
     def _reportable(task: Task, report: WorkerTaskUpdate, worker: Worker) -> tuple[str, str]:

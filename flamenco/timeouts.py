@@ -1,4 +1,8 @@
-"""Failing tasks whose worker went silent (PROTOCOL §4.5 E7)."""
+"""Failing tasks whose worker went silent (PROTOCOL §4.5 E7).
+
+A timed-out task whose Worker never reported on it (no update, no may-i-run since it was handed
+out) was never started as far as anyone knows (its Worker lost the answer of its /task, e.g. in
+a Manager crash): it is re-queued for any Worker instead of failed."""
 
 from __future__ import annotations
 
@@ -62,16 +66,29 @@ class TaskTimeoutChecker(Service):
             log.failure("task timeout check failed")
 
     async def sweep(self) -> list[str]:
-        """Fail every timed-out task now; returns their IDs."""
+        """Fail (or re-queue, see above) every timed-out task now; returns their IDs."""
         now = self.updates.now()
         lease = timedelta(seconds=max(self.interval * 3, 15))
         if not await self.store.try_lease(LEASE_NAME, self.lease_holder, now, lease):
             return []
-        failed = []
+        handled = []
         for task in await self.store.stale_active_tasks(now - timedelta(seconds=self.timeout)):
-            await self._fail(task)
-            failed.append(task.id)
-        return failed
+            if task.worker_reported:
+                await self._fail(task)
+            else:
+                await self._requeue(task)
+            handled.append(task.id)
+        return handled
+
+    async def _requeue(self, task: Task) -> None:
+        ident = task.worker or task.worker_id or "-no worker-"
+        reason = "it never reported on the task"
+        await self.updates.queue_note(
+            task.id, f"Re-queued task after unassigning from worker {ident}: {reason}",
+            log=f"Manager re-queued task after unassigning it from worker {ident}: {reason}",
+            task_status=statuses.CLAIMED, worker="-")
+        log.warn("task {task} was handed to worker {worker}, which never reported on it;"
+                 " re-queued", task=task.id, worker=ident)
 
     async def _fail(self, task: Task) -> None:
         ident = task.worker or task.worker_id or "-no worker-"

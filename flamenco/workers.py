@@ -7,17 +7,18 @@ import hmac
 import os
 
 import attrs
-import bcrypt
 import jwt
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from flamenco import statuses
+from flamenco.auth_limits import FailedAuthLimiter
 from flamenco.documents import (
     GENERATION_2_X, Worker, WorkerRegistration, WorkerSignOn,
 )
 from flamenco.errors import BadRequest, Forbidden, NotAuthenticated, UnknownWorker
+from flamenco.hashing import HashingPool
 from flamenco.ids import is_object_id, new_object_id, normalise_object_id
+from flamenco.passwords import check_secret, hash_secret
 from flamenco.task_updates import TaskUpdateService
 from flamenco.timefmt import utc_now
 from flamenco.upstream import ITaskSource
@@ -39,7 +40,7 @@ def looks_like_2x(user_agent: str) -> bool:
 class CredentialCache:
     """Remembers, per worker, a keyed digest of a secret that bcrypt verified recently.
 
-    bcrypt at cost 10 takes tens of milliseconds; a worker authenticates every few seconds.
+    bcrypt at cost 10 takes about 50 ms; a worker authenticates every few seconds.
     The key is random per process, so the cache is useless outside it.
     """
 
@@ -73,12 +74,18 @@ class CredentialCache:
 
 
 class WorkerService:
+    """`registration` is open, secret or approve (config `worker_registration`)."""
+
     def __init__(self, store, task_updates: TaskUpdateService, task_source: ITaskSource, clock,
+                 hashing: HashingPool, limiter: FailedAuthLimiter, *, registration: str = "open",
                  registration_secret: str = "", bcrypt_rounds: int = 10):
         self.store = store
         self.task_updates = task_updates
         self.task_source = task_source
         self.clock = clock
+        self.hashing = hashing
+        self.limiter = limiter
+        self.registration = registration
         self.registration_secret = registration_secret
         self.bcrypt_rounds = bcrypt_rounds
         self.credentials = CredentialCache(clock)
@@ -90,9 +97,8 @@ class WorkerService:
     async def register(self, registration: WorkerRegistration, address: str, user_agent: str,
                        bearer_token: str | None) -> Worker:
         self._check_registration_token(bearer_token)
-        secret_hash = await deferToThread(
-            bcrypt.hashpw, registration.secret.encode("utf-8"), bcrypt.gensalt(self.bcrypt_rounds)
-        )
+        secret_hash = await self.hashing.submit(
+            hash_secret, registration.secret.encode("utf-8"), self.bcrypt_rounds)
         generation = registration.generation
         if looks_like_2x(user_agent):
             generation = GENERATION_2_X
@@ -105,16 +111,21 @@ class WorkerService:
             supported_types=registration.supported_types,
             generation=generation,
             software=user_agent if generation == GENERATION_2_X else "",
+            approved=self.registration != "approve",
         )
         await self.store.add_worker(worker)
         self.task_source.types_changed()
         log.info("registered worker {worker} ({id}), types {types}",
                  worker=worker.identifier, id=worker.id, types=list(worker.supported_types))
+        if not worker.approved:
+            log.warn("worker {worker} ({id}) gets no task until approved:"
+                     " POST /worker-action/{id}?action=approve", worker=worker.identifier,
+                     id=worker.id)
         return worker
 
     def _check_registration_token(self, token: str | None) -> None:
         """PROTOCOL §3.1 [2.x]: an HMAC-signed JWT when a registration secret is configured."""
-        if not self.registration_secret:
+        if not self.registration_secret or self.registration == "open":
             return
         if not token:
             raise Forbidden("Missing Bearer token for registration")
@@ -123,17 +134,26 @@ class WorkerService:
         except jwt.PyJWTError as error:
             raise Forbidden("Invalid Bearer token for registration", str(error)) from None
 
-    async def authenticate(self, worker_id: str, secret: str) -> Worker:
-        if not is_object_id(worker_id):
-            raise NotAuthenticated("worker ID in the credentials is not an ObjectId")
-        worker = await self.store.get_worker(normalise_object_id(worker_id))
-        if worker is None:
-            raise NotAuthenticated("unknown worker")
+    async def authenticate(self, worker_id: str, secret: str, address: str = "") -> Worker:
+        """The Worker these credentials prove, from the cache when it can (no bcrypt).
+
+        Otherwise an address with too many recent failures gets TooManyFailures (429), and
+        the secret is checked on the hashing pool ahead of new registrations."""
+        worker = None
+        if is_object_id(worker_id):
+            worker = await self.store.get_worker(normalise_object_id(worker_id))
         secret_bytes = secret.encode("utf-8")
-        if self.credentials.knows(worker, secret_bytes):
+        if worker is not None and self.credentials.knows(worker, secret_bytes):
             return worker
-        matches = await deferToThread(bcrypt.checkpw, secret_bytes, worker.secret_hash)
+        self.limiter.check(address)
+        if worker is None:
+            self.limiter.failed(address)
+            raise NotAuthenticated("unknown worker" if is_object_id(worker_id)
+                                   else "worker ID in the credentials is not an ObjectId")
+        matches = await self.hashing.submit(check_secret, secret_bytes, worker.secret_hash,
+                                            urgent=True)
         if not matches:
+            self.limiter.failed(address)
             raise NotAuthenticated("wrong secret for this worker")
         self.credentials.remember(worker, secret_bytes)
         return worker
@@ -234,6 +254,13 @@ class WorkerService:
             )
         worker = await self._existing(worker_id)
         await self._update(worker, {"status_requested": status, "lazy_status_request": lazy})
+
+    async def approve(self, worker_id: str) -> None:
+        """Operator action (`approve` mode): the Worker may get tasks from now on."""
+        worker = await self._existing(worker_id)
+        if not worker.approved:
+            await self._update(worker, {"approved": True})
+            log.info("worker {worker} ({id}) approved", worker=worker.identifier, id=worker.id)
 
     async def acknowledge_timeout(self, worker_id: str) -> None:
         worker = await self._existing(worker_id)

@@ -10,11 +10,11 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.server import Site
 
 from flamenco.config import Config
 from flamenco.manager import build_manager
 from flamenco.store.sqlite import SQLiteStore
+from flamenco.web.site import worker_site
 from tests.factories import T0
 
 
@@ -51,7 +51,8 @@ class InProcessManager:
         await self.store.open()
         self.testcase.addCleanup(self.store.close)
         self.manager = build_manager(self.config, self.store, self.clock, bcrypt_rounds=4)
-        port = reactor.listenTCP(0, Site(self.manager.resource), interface="127.0.0.1")
+        self.testcase.addCleanup(self.manager.workers.hashing.stop)
+        port = reactor.listenTCP(0, worker_site(self.manager.resource), interface="127.0.0.1")
         self.testcase.addCleanup(port.stopListening)
         self.url = f"http://127.0.0.1:{port.getHost().port}"
         return self

@@ -80,6 +80,17 @@ class StoreContract:
         self.assertEqual(await store.count_workers(), 1)
         self.assertEqual([x.id for x in await store.list_workers()], [w.id])
 
+    @async_test
+    async def test_worker_approval_is_stored_and_can_be_granted(self):
+        store = await self.store()
+        waiting, known = worker(approved=False), worker()
+        await store.add_worker(waiting)
+        await store.add_worker(known)
+        self.assertEqual([(await store.get_worker(w.id)).approved for w in (waiting, known)],
+                         [False, True])
+        self.assertTrue(await store.update_worker(waiting.id, approved=True))
+        self.assertTrue((await store.get_worker(waiting.id)).approved)
+
     # -- tasks ---------------------------------------------------------------------------------
     @async_test
     async def test_server_task_round_trip_keeps_every_field(self):
@@ -296,6 +307,20 @@ class StoreContract:
         self.assertIsNone(await store.claim_task(w, T0))
         self.assertIsNone(await store.claim_task(other, T0))
         self.assertEqual((await store.get_task(first["_id"])).status, "active")
+
+    @async_test
+    async def test_claim_re_hands_only_tasks_handed_out_since_resume_since(self):
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker()
+        self.assertEqual((await store.claim_task(w, T0)).id, doc["_id"])
+        self.assertFalse((await store.get_task(doc["_id"])).worker_reported)
+        later = T0 + timedelta(seconds=30)  # e.g. the Manager restarted
+        self.assertIsNone(await store.claim_task(w, later, resume_since=later))
+        self.assertEqual((await store.claim_task(w, later, resume_since=T0)).id, doc["_id"])
+        await store.ping_task(doc["_id"], w.id, later)
+        self.assertTrue((await store.get_task(doc["_id"])).worker_reported)
 
     @async_test
     async def test_set_status_ping_and_worker_queries(self):

@@ -50,6 +50,15 @@ class ConfigTests(TestCase):
         self.assertEqual(config.manager_url, "https://10.0.0.5:8083/")
         self.assertTrue(config.has_upstream)
 
+    def test_registration_mode_follows_the_secret_when_not_given(self):
+        modes = [parse_config(raw)[0].registration_mode for raw in (
+            {}, {"worker_registration_secret": "k"}, {"worker_registration": "approve"},
+            {"worker_registration": "approve", "worker_registration_secret": "k"},
+            {"worker_registration": "secret", "worker_registration_secret": "k"})]
+        self.assertEqual(modes, ["open", "secret", "approve", "approve", "secret"])
+        config, _ = parse_config({"worker_auth_failure_window_seconds": "2m"})
+        self.assertEqual(config.worker_auth_failure_window_seconds, 120)
+
     def test_unknown_keys_are_warnings(self):
         _, warnings = parse_config({"ssdp_discovery": True})
         self.assertEqual(warnings, ["unknown configuration key 'ssdp_discovery' ignored"])
@@ -71,6 +80,15 @@ class ConfigTests(TestCase):
             ({"variables": {"blender": {"amiga": "x"}}}, "variables.blender"),
             ({"variables": ["blender"]}, "variables"),
             ({"own_url": 5}, "own_url"),
+            ({"worker_registration": "closed"}, "worker_registration"),
+            ({"worker_registration": "secret"}, "worker_registration_secret"),
+            ({"worker_registration": "open", "worker_registration_secret": "k"},
+             "worker_registration"),
+            ({"worker_secret_bcrypt_cost": 3}, "worker_secret_bcrypt_cost"),
+            ({"worker_secret_bcrypt_cost": 32}, "worker_secret_bcrypt_cost"),
+            ({"worker_auth_failure_limit": 0}, "worker_auth_failure_limit"),
+            ({"worker_auth_failure_window_seconds": "soon"}, "worker_auth_failure_window_seconds"),
+            ({"worker_secret_hashing_threads": 0}, "worker_secret_hashing_threads"),
         ]
         for raw, key in cases:
             with self.assertRaises(ConfigError, msg=raw) as caught:

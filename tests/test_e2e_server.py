@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
 
 import treq
 from twisted.internet import defer, reactor, task
@@ -58,13 +59,14 @@ def statuses_are(ids, wanted):
 class ServerEndToEndTest(unittest.TestCase):
     timeout = 90
 
-    async def setup_farm(self, tasks, **server_options):
+    async def setup_farm(self, tasks, manager_options=None, **server_options):
         self.server = serve_for_test(self, **server_options)
         self.job, self.ids = self.server.create_job(tasks)
         workdir = self.mktemp()
         os.makedirs(workdir)
         config = dict(FAST_LINK, flamenco=self.server.url, manager_id=DEFAULT_MANAGER_ID,
-                      manager_secret=DEFAULT_MANAGER_SECRET, own_url="http://127.0.0.1:1/")
+                      manager_secret=DEFAULT_MANAGER_SECRET, own_url="http://127.0.0.1:1/",
+                      **(manager_options or {}))
         self.manager = ManagerProcess(config, workdir)
         stop_at_cleanup(self, self.manager)
         await self.manager.start()
@@ -72,13 +74,14 @@ class ServerEndToEndTest(unittest.TestCase):
         await self.server.wait_for(statuses_are(self.ids, "claimed-by-manager"), 20)
 
     def start_workers(self, *generations, work_seconds=0.05, may_i_run_interval=5.0,
-                      max_tasks=None):
+                      max_tasks=None, offline_queue=False):
         self.workers, self.loops = [], []
         for number, generation in enumerate(generations):
             worker = SimulatedWorker(self.manager.url, generation=generation,
                                      nickname=f"w{number}", types=("sleep",),
                                      work_seconds=work_seconds,
-                                     may_i_run_interval=may_i_run_interval)
+                                     may_i_run_interval=may_i_run_interval,
+                                     offline_queue=offline_queue, update_retry_seconds=0.2)
             self.workers.append(worker)
             self.loops.append(defer.ensureDeferred(
                 worker.loop(after_task=0.05, after_nothing=0.2, after_error=0.2,
@@ -174,6 +177,35 @@ class ServerEndToEndTest(unittest.TestCase):
         await self.server.wait_for(statuses_are(self.ids, "completed"), 30)
         await self.server.wait_for(lambda s: all(len(s.logs_of(t)) == 5 for t in self.ids), 30)
         self.assert_complete_logs(self.ids)
+
+    @async_test
+    async def test_manager_killed_again_and_again_makes_no_worker_re_run_a_task(self):
+        # Workers with the real Workers' offline update queue keep running while the Manager
+        # is down; after each restart they deliver what they queued and ask for more work.
+        # Killing at arbitrary moments must not make any Worker run a task twice.
+        # A Worker whose /task answer a kill swallowed never reports on its task: the task
+        # timeout (short here) re-queues such a task for another Worker.
+        timeouts = {"task_timeout_grace_seconds": 5, "active_task_timeout_interval_seconds": 5,
+                    "task_timeout_check_interval_seconds": 0.5}
+        await self.setup_farm([{"name": f"t{i}", "task_type": "sleep",
+                                "commands": commands(f"t{i}")} for i in range(8)], timeouts)
+        self.start_workers(GENERATION_2_X, GENERATION_2_X, GENERATION_2_0, work_seconds=0.3,
+                           may_i_run_interval=0.2, offline_queue=True)
+        for pause in (0.7, 1.3, 0.9, 1.6):
+            await task.deferLater(reactor, pause, lambda: None)  # real time: the Workers run
+            await self.manager.kill()
+            await task.deferLater(reactor, 0.5, lambda: None)
+            await self.manager.start()
+        await self.server.wait_for(statuses_are(self.ids, "completed"), 60)
+        runs = sum((worker.runs for worker in self.workers), start=Counter())
+        self.assertEqual(runs, Counter({task_id: 1 for task_id in self.ids}))
+        # Four Worker lines and at least one assignment note each (a re-queued task has more).
+        await self.server.wait_for(lambda s: all(len(s.logs_of(t)) >= 5 for t in self.ids), 30)
+        self.assert_complete_logs(self.ids)
+        for task_id in self.ids:
+            text = "\n".join(self.server.logs_of(task_id))
+            for line in ("echo: Starting", "echo: Finished", "sleep: Starting", "sleep: Finished"):
+                self.assertEqual(text.count(line), 1, f"{line!r} in the log of {task_id}")
 
     async def wait_for_manager_queue(self, condition, timeout=30.0):
         """Poll the Manager's status report (another process: nothing to subscribe to)."""

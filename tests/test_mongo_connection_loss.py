@@ -7,12 +7,12 @@ same port with the same data directory.
 from twisted.internet import reactor, task
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
-from twisted.web.server import Site
 
 from flamenco.config import Config
 from flamenco.manager import build_manager
 from flamenco.store.interface import StoreUnavailable
 from flamenco.testing.worker import SimulatedWorker
+from flamenco.web.site import worker_site
 from tests.factories import T0, task_doc, update, worker
 from tests.mongo_fixture import OwnServer, database_url, fresh_name
 from tests.util import async_test
@@ -59,7 +59,7 @@ class ConnectionLossTests(TestCase):
         clock = Clock()
         clock.advance(T0.timestamp())
         manager = build_manager(Config(), store, clock, bcrypt_rounds=4)
-        port = reactor.listenTCP(0, Site(manager.resource), interface="127.0.0.1")
+        port = reactor.listenTCP(0, worker_site(manager.resource), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         sim = SimulatedWorker(f"http://127.0.0.1:{port.getHost().port}/", generation="2.x",
                               types=("sleep",), timeout=DEADLINE * 3)

@@ -148,3 +148,19 @@ class SQLiteStoreTests(TestCase):
             claimed.append(task.id)
         await store.close()
         self.assertEqual(claimed, [d["_id"] for d in expected])
+
+
+class SQLiteUpgradeTests(TestCase):
+    @async_test
+    async def test_workers_of_a_version_1_database_are_approved_after_the_upgrade(self):
+        path = os.path.abspath(self.mktemp() + ".sqlite")
+        db = sqlite3.connect(path)
+        db.executescript(schema_scripts()[0][1] + "\nPRAGMA user_version = 1;")
+        db.execute("INSERT INTO workers (id, secret_hash) VALUES (?, ?)",
+                   ("5a1f0e229f1b2c0d4e5f6a01", b"$2b$04$x"))
+        db.commit()
+        db.close()
+        store = SQLiteStore(path)
+        await store.open()
+        self.addCleanup(store.close)
+        self.assertTrue((await store.get_worker("5a1f0e229f1b2c0d4e5f6a01")).approved)

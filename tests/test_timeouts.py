@@ -33,6 +33,7 @@ class TimeoutCheckerTests(TestCase):
         w1, w2 = worker(nickname="render-01"), worker(nickname="render-02", address="10.0.0.22")
         await store.claim_task(w1, T0)
         await store.claim_task(w2, T0)
+        await store.ping_task(silent["_id"], w1.id, T0)  # it started, then went silent
         checker.startService()
         self.addCleanup(checker.stopService)
 
@@ -53,6 +54,23 @@ class TimeoutCheckerTests(TestCase):
         )
         self.assertEqual((await store.get_task(silent["_id"])).status, "failed")
         self.assertEqual((await store.get_task(alive["_id"])).status, "active")
+
+    @async_test
+    async def test_task_its_worker_never_reported_on_is_requeued_not_failed(self):
+        checker, store, clock = await self.checker()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        w = worker(nickname="render-01")
+        await store.claim_task(w, T0)
+        checker.startService()
+        self.addCleanup(checker.stopService)
+        clock.advance(300)
+        (requeue,) = await store.queued_updates(10)
+        self.assertEqual(
+            (requeue.task_status, requeue.worker, requeue.activity),
+            ("claimed-by-manager", "-", "Re-queued task after unassigning from worker"
+             " 10.0.0.21 (render-01): it never reported on the task"))
+        self.assertEqual((await store.claim_task(worker(), T0)).id, doc["_id"])
 
     @async_test
     async def test_nothing_is_checked_before_the_grace_period(self):

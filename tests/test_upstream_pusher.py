@@ -182,3 +182,27 @@ class PusherTests(unittest.TestCase):
         self.clock.advance(31)
         await self.pusher.inspect()
         self.assertEqual(self.batches(), [3])
+
+
+class PushLimitTests(unittest.TestCase):
+    make, tick, batches = PusherTests.make, PusherTests.tick, PusherTests.batches
+
+    @async_test
+    async def test_out_of_range_values_already_queued_are_corrected_before_the_push(self):
+        await self.make()
+        await self.updates.queue(self.ids[0], activity="bad", task_progress_percentage=150,
+                                 current_command_idx=10**30, metrics={"timing": {"x": "slow"}})
+        await self.updates.queue(self.ids[1], activity="good", task_progress_percentage=40,
+                                 command_progress_percentage=60)
+        with capturedLogs() as events:
+            await self.tick(1)
+        self.assertEqual(self.batches(), [0, 2])
+        self.assertEqual(await self.store.count_queued_updates(), 0, "both acknowledged")
+        bad, good = (self.server.tasks[t].doc for t in self.ids[:2])
+        self.assertEqual((bad["task_progress_percentage"], bad["current_command_index"]), (0, 0))
+        self.assertEqual((good["task_progress_percentage"], good["command_progress_percentage"]),
+                         (40, 60))
+        warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("task_progress_percentage, current_command_idx, current_command_index,"
+                      " metrics", warnings[0])

@@ -177,7 +177,8 @@ class TaskUpdateTests(TestCase):
 
     @async_test
     async def test_update_is_queued_and_applied(self):
-        farm, auth, task_id = await self.assigned()
+        echo = {"name": "echo", "settings": {"message": "hello"}}
+        farm, auth, task_id = await self.assigned(commands=[echo, echo])
         before = await farm.store.count_queued_updates()
         response = await farm.update(auth, task_id, {
             "task_status": "active", "activity": "rendering frame 3", "current_command_idx": 1,

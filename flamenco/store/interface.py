@@ -66,12 +66,14 @@ class IStore(Interface):
     def get_task(task_id):
         """Fires with the Task, or None."""
 
-    def claim_task(worker, now):
+    def claim_task(worker, now, resume_since=None):
         """Atomically pick a task for `worker` and bind it; fires with the Task (as bound) or None.
 
         First a task already `active` for this worker that it has not reported on since it was
-        handed out (it lost the answer, §5.1 step 5; a task it did report on is not handed out
-        again: its result may still be on its way), else the best
+        handed out at or after `resume_since` (it lost the answer, §5.1 step 5; a task it did
+        report on is not handed out again: its result may still be on its way; nor is one handed
+        out before `resume_since`, the Manager's start: the answer may have reached the worker
+        just before a crash, and its reports be still on their way), else the best
         eligible one (§5.2-5.4): schedulable status, schedule type in the worker's supported
         types, every parent completed or unknown locally; ordered by job_priority desc,
         priority desc, _id asc. The chosen task becomes `active` with worker_id = worker.id,

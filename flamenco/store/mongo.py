@@ -84,6 +84,7 @@ _LOCAL_DOC_KEYS = ("status", "activity", "worker")
 _WORKER_FIELDS = (
     "nickname", "address", "platform", "supported_types", "generation", "status",
     "status_requested", "lazy_status_request", "current_task", "last_activity", "software",
+    "approved",
 )
 _SCHEDULE_SORT = [
     ("_fm_job_priority", -1), ("_fm_priority", -1), ("_id", 1),
@@ -466,16 +467,21 @@ class MongoStore:
         return None if record is None else _task_from_record(record)
 
     @_store_call
-    async def claim_task(self, worker: Worker, now: datetime) -> Task | None:
+    async def claim_task(self, worker: Worker, now: datetime,
+                         resume_since: datetime | None = None) -> Task | None:
         bind = {
             "status": statuses.ACTIVE, "worker_id": worker.id,
             "last_worker_ping": to_epoch(now), "worker": worker.identifier,
             "worker_reported": 0,
         }
-        # 1. The task this worker was last bound to, if it is still active for it and the
-        #    worker has not reported on it since (then it lost the answer of its /task).
+        # 1. The task this worker was last bound to, if it is still active for it, the worker
+        #    has not reported on it since (then it lost the answer of its /task) and it was
+        #    handed out since `resume_since`.
         pointer = await self._find_one(CLAIMS, {"_id": f"worker:{worker.id}"})
-        if pointer is not None:
+        resumable = None if pointer is None else await self._find_one(
+            TASKS, {"_id": pointer["task"]}, ["last_worker_ping"])
+        if resumable is not None and (resume_since is None or (
+                resumable.get("last_worker_ping") or 0) >= to_epoch(resume_since)):
             record = await self._cas(
                 TASKS, pointer["task"],
                 {"status": statuses.ACTIVE, "worker_id": worker.id,
@@ -777,6 +783,7 @@ def _task_from_record(record: dict) -> Task:
         worker_id=record.get("worker_id"),
         last_worker_ping=from_epoch(record.get("last_worker_ping")),
         last_updated=from_epoch(record.get("last_updated")),
+        worker_reported=bool(record.get("worker_reported")),
     )
 
 
@@ -786,8 +793,9 @@ def _worker_doc(fields: dict) -> dict:
         doc["supported_types"] = list(doc["supported_types"])
     if "last_activity" in doc:
         doc["last_activity"] = to_epoch(doc["last_activity"])
-    if "lazy_status_request" in doc:
-        doc["lazy_status_request"] = bool(doc["lazy_status_request"])
+    for flag in ("lazy_status_request", "approved"):
+        if flag in doc:
+            doc[flag] = bool(doc[flag])
     return doc
 
 
@@ -796,4 +804,5 @@ def _worker_from_doc(doc: dict) -> Worker:
     fields["supported_types"] = tuple(fields.get("supported_types") or ())
     fields["last_activity"] = from_epoch(fields.get("last_activity"))
     fields["lazy_status_request"] = bool(fields.get("lazy_status_request"))
+    fields["approved"] = bool(fields.get("approved", True))  # records from before approval
     return Worker(id=doc["_id"], secret_hash=bytes(doc["secret_hash"]), **fields)

@@ -30,11 +30,12 @@ from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_
 from flamenco.timefmt import from_epoch, to_epoch
 
 _SCHEDULABLE_SQL = "status IN ('queued', 'claimed-by-manager', 'soft-failed') AND unfinished_parents = 0"
-_TASK_COLUMNS = "id, doc, status, activity, worker, worker_id, last_worker_ping, last_updated"
+_TASK_COLUMNS = ("id, doc, status, activity, worker, worker_id, last_worker_ping, last_updated,"
+                 " worker_reported")
 _WORKER_FIELDS = (
     "id", "secret_hash", "nickname", "address", "platform", "supported_types", "generation",
     "status", "status_requested", "lazy_status_request", "current_task", "last_activity",
-    "software",
+    "software", "approved",
 )
 _LOCAL_DOC_KEYS = ("status", "activity", "worker")
 
@@ -318,12 +319,13 @@ class SQLiteStore:
         return _task_from_row(rows[0]) if rows else None
 
     @_deferred
-    def claim_task(self, worker: Worker, now: datetime) -> Task | None:
+    def claim_task(self, worker: Worker, now: datetime,
+                   resume_since: datetime | None = None) -> Task | None:
         with self._transaction() as cursor:
             row = cursor.execute(
                 "SELECT id FROM tasks WHERE worker_id = ? AND status = 'active'"
-                " AND worker_reported = 0 ORDER BY id LIMIT 1",
-                (worker.id,),
+                " AND worker_reported = 0 AND last_worker_ping >= ? ORDER BY id LIMIT 1",
+                (worker.id, to_epoch(resume_since) if resume_since else 0),
             ).fetchone()
             if row is None:
                 row = self._best_schedulable(cursor, worker.supported_types)
@@ -478,7 +480,7 @@ def _split_sql(script: str) -> list[str]:
 
 
 def _task_from_row(row: tuple) -> Task:
-    task_id, doc, status, activity, worker, worker_id, ping, updated = row
+    task_id, doc, status, activity, worker, worker_id, ping, updated, reported = row
     doc = json.loads(doc)
     doc["status"] = status
     if activity:
@@ -490,6 +492,7 @@ def _task_from_row(row: tuple) -> Task:
         worker_id=worker_id,
         last_worker_ping=from_epoch(ping),
         last_updated=from_epoch(updated),
+        worker_reported=bool(reported),
     )
 
 
@@ -502,8 +505,9 @@ def _worker_row(fields) -> dict:
         row["supported_types"] = json.dumps(list(row["supported_types"]))
     if "last_activity" in row:
         row["last_activity"] = to_epoch(row["last_activity"])
-    if "lazy_status_request" in row:
-        row["lazy_status_request"] = int(bool(row["lazy_status_request"]))
+    for flag in ("lazy_status_request", "approved"):
+        if flag in row:
+            row[flag] = int(bool(row[flag]))
     return row
 
 
@@ -512,5 +516,6 @@ def _worker_from_row(row: tuple) -> Worker:
     fields["supported_types"] = tuple(json.loads(fields["supported_types"]))
     fields["last_activity"] = from_epoch(fields["last_activity"])
     fields["lazy_status_request"] = bool(fields["lazy_status_request"])
+    fields["approved"] = bool(fields["approved"])
     fields["secret_hash"] = bytes(fields["secret_hash"])
     return Worker(**fields)

@@ -27,11 +27,15 @@ from datetime import datetime, timezone
 from typing import Awaitable, Callable
 from urllib.parse import urljoin
 
+from collections import Counter
+
 import attrs
 from treq.client import HTTPClient
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+
+from flamenco.testing.worker_updates import OfflineUpdateQueue
 
 log = Logger()
 
@@ -118,7 +122,8 @@ class SimulatedWorker:
                  pool: HTTPConnectionPool | None = None, timeout: float = REQUEST_TIMEOUT,
                  work_seconds: float = 0.0, may_i_run_interval: float = 5.0,
                  work: Callable[..., Awaitable[None]] | None = None,
-                 worker_id: str = "", secret: str = ""):
+                 worker_id: str = "", secret: str = "", offline_queue: bool = False,
+                 update_retry_seconds: float = 5.0):
         if generation not in GENERATIONS:
             raise ValueError(f"generation must be one of {GENERATIONS}, not {generation!r}")
         if reactor is None:
@@ -145,6 +150,11 @@ class SimulatedWorker:
         #: The worker's own status (2.x): "", awake, asleep, shutdown ...
         self.status = ""
         self.current_task: str | None = None
+        #: How often run_task started on each task ID (a re-run shows as 2).
+        self.runs: Counter[str] = Counter()
+        #: With `offline_queue`, task updates go through the real Workers' own queue: sent in
+        #: order in the background, retried while the Manager is unreachable.
+        self.updates = OfflineUpdateQueue(self, update_retry_seconds) if offline_queue else None
         self._stopping = False
 
     @property
@@ -277,6 +287,13 @@ class SimulatedWorker:
         return (await self.request("POST", "/sign-off")).code
 
     # -- running a task --------------------------------------------------------------------------
+    async def _report(self, task_id: str, **fields) -> None:
+        """A task update while running: queued (offline queue) or sent and awaited."""
+        if self.updates is not None:
+            self.updates.put(task_id, fields)
+        else:
+            await self.send_update(task_id, **fields)
+
     def _update(self, status: str, **fields) -> dict:
         # The 2.0 worker always sends its current task status; 2.x only when it is set.
         if status or not self.is_2x:
@@ -287,9 +304,10 @@ class SimulatedWorker:
         """Execute `doc`'s commands the way the real workers report them (§3.15)."""
         task_id = doc["_id"]
         self.current_task = task_id
+        self.runs[task_id] += 1
         commands = doc.get("commands") or []
         try:
-            await self.send_update(task_id, **self._update(
+            await self._report(task_id, **self._update(
                 "active", activity="", current_command_idx=0, task_progress_percentage=0,
                 command_progress_percentage=0))
             for index, command in enumerate(commands):
@@ -297,18 +315,18 @@ class SimulatedWorker:
                 stop = await self._should_stop(task_id)
                 if stop is not None:
                     return await self._stop(task_id, *stop)
-                await self.send_update(task_id, **self._update(
+                await self._report(task_id, **self._update(
                     "active", activity=f"starting {name}", current_command_idx=index,
                     task_progress_percentage=0, command_progress_percentage=0,
                     log=log_line(f"{name}: Starting")))
                 stop = await self._execute(task_id, index, command)
                 if stop is not None:
                     return await self._stop(task_id, *stop)
-                await self.send_update(task_id, **self._update(
+                await self._report(task_id, **self._update(
                     "active", activity=f"finished {name}", current_command_idx=index,
                     task_progress_percentage=0, command_progress_percentage=100,
                     log=log_line(f"{name}: Finished")))
-            await self.send_update(task_id, **self._update(
+            await self._report(task_id, **self._update(
                 "completed", activity="Task completed",
                 current_command_idx=max(len(commands) - 1, 0), task_progress_percentage=0,
                 command_progress_percentage=100))
@@ -357,13 +375,15 @@ class SimulatedWorker:
         log.info("worker {nickname} stops task {task}: {reason}", nickname=self.nickname,
                  task=task_id, reason=reason)
         if not self.is_2x:
-            await self.send_update(task_id, task_status="canceled", activity="Task was canceled",
+            await self._report(task_id, task_status="canceled", activity="Task was canceled",
                                    current_command_idx=0, task_progress_percentage=0,
                                    command_progress_percentage=0)
             return TaskOutcome(task_id, "canceled", reason)
-        await self.send_update(task_id, log=log_line(
+        await self._report(task_id, log=log_line(
             f"Worker {self.identifier} stopped running this task, no longer allowed to run by"
             " Manager"))
+        if self.updates is not None:
+            await self.updates.flushed()  # as the 2.5 Worker does before returning a task
         await self.return_task(task_id)
         if status_requested:
             await self.apply_status(status_requested)
@@ -451,53 +471,7 @@ class SimulatedWorker:
             return None
 
 
-# -- command line: a few workers for demos ------------------------------------------------------
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import signal
-    import sys
-
-    from twisted.internet import reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
-
-    parser = argparse.ArgumentParser(
-        prog="python -m flamenco.testing.worker",
-        description="Run simulated Flamenco Workers against a Manager until interrupted.")
-    parser.add_argument("--manager", default="http://localhost:8083/", help="Manager URL")
-    parser.add_argument("--count", type=int, default=1, help="number of workers")
-    parser.add_argument("--generation", choices=GENERATIONS, default=GENERATION_2_X)
-    parser.add_argument("--work-seconds", type=float, default=1.0,
-                        help="how long each command 'runs'")
-    parser.add_argument("--may-i-run-interval", type=float, default=5.0)
-    parser.add_argument("--types", default="", help="comma-separated supported types")
-    parser.add_argument("--nickname", default="sim", help="nickname prefix")
-    options = parser.parse_args(argv)
-
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
-    types = tuple(t for t in options.types.split(",") if t) or None
-    workers = [
-        SimulatedWorker(options.manager, generation=options.generation,
-                        nickname=f"{options.nickname}-{number + 1}", types=types,
-                        work_seconds=options.work_seconds,
-                        may_i_run_interval=options.may_i_run_interval)
-        for number in range(options.count)
-    ]
-    loops = [defer.ensureDeferred(worker.loop()) for worker in workers]
-
-    def interrupted(*_):
-        log.info("stopping {count} workers", count=len(workers))
-        for worker in workers:
-            worker.stop()
-
-    reactor.callWhenRunning(lambda: signal.signal(signal.SIGINT, interrupted))
-    reactor.callWhenRunning(lambda: signal.signal(signal.SIGTERM, interrupted))
-    done = defer.gatherResults(loops, consumeErrors=True)
-    done.addErrback(lambda failure: log.failure("worker loop failed", failure))
-    done.addBoth(lambda _: defer.gatherResults([defer.ensureDeferred(w.close()) for w in workers]))
-    done.addBoth(lambda _: reactor.stop())
-    reactor.run(installSignalHandlers=False)
-
-
 if __name__ == "__main__":
+    from flamenco.testing.worker_cli import main
+
     main()

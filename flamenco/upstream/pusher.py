@@ -27,6 +27,7 @@ from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from flamenco import upstream_limits
 from flamenco.cancellation import CancelRequests
 from flamenco.timefmt import utc_now
 from flamenco.upstream.client import UpstreamClient, UpstreamError
@@ -135,11 +136,19 @@ class UpdatePusher(Service):
             if await self.store.count_queued_updates() < self.max_count:
                 return
 
+    def _within_limits(self, update) -> dict:
+        """The upstream form, corrected so that one bad update cannot fail the whole batch."""
+        doc, corrected = upstream_limits.sanitised(update.to_upstream())
+        if corrected:
+            self.log.warn("update {id} of task {task}: out-of-range {fields} not sent as queued",
+                          id=update.id, task=update.task_id, fields=", ".join(corrected))
+        return doc
+
     async def push_batch(self, batch) -> bool:
         """Push one batch; True if it succeeded with a full batch."""
         sent_ids = [update.id for update in batch]
         try:
-            answer = await self.client.push([update.to_upstream() for update in batch])
+            answer = await self.client.push([self._within_limits(update) for update in batch])
         except UpstreamError as error:
             self._failed(error)
             return False

@@ -5,14 +5,17 @@ from __future__ import annotations
 import functools
 import json
 
+from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
+from flamenco.auth_limits import TooManyFailures
 from flamenco.documents import InvalidDocument
 from flamenco.errors import (
     BadRequest, Forbidden, ManagerError, NoSupportedTypes, NotAuthenticated, StatusChangePending,
     TaskConflict, UnknownTask, UnknownWorker,
 )
+from flamenco.hashing import Overloaded
 from flamenco.store.interface import StoreUnavailable
 
 log = Logger()
@@ -81,6 +84,11 @@ def endpoint(handler=None, *, when_store_unavailable=None):
         except StatusChangePending as error:
             # The 2.5 worker builds an object from exactly this one key (§2.9).
             return json_response(request, {"status_requested": error.status_requested}, 423)
+        except (TooManyFailures, Overloaded) as error:
+            # Both Worker generations retry a refused registration or sign-on later.
+            request.setHeader(b"Retry-After", b"%d" % error.retry_after)
+            code = 429 if isinstance(error, TooManyFailures) else 503
+            return json_error(request, code, error.message, error.detail)
         except ManagerError as error:
             return json_error(request, STATUS_FOR_ERROR.get(type(error), 400), error.message,
                               error.detail)
@@ -94,6 +102,8 @@ def endpoint(handler=None, *, when_store_unavailable=None):
                 return when_store_unavailable(request)
             log.warn("database unavailable: {error}", error=error)
             return json_error(request, 503, "database unavailable, try again later", str(error))
+        except CancelledError:
+            raise  # the client hung up; Klein has nobody to answer
         except Exception:
             log.failure("unexpected error handling {method} {path}",
                         method=request.method, path=request.path)

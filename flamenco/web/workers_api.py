@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import ip_address
+from urllib.parse import parse_qs
 
 from klein import Klein
 from twisted.web.iweb import IRequest
@@ -52,20 +53,24 @@ def _from_loopback(request: IRequest) -> bool:
 
 class WorkerAPI:
     app = Klein()
+    # Werkzeug would answer a path with `//` in it (`/tasks/..%2f/update`) with a 308 redirect.
+    app.url_map.merge_slashes = False
 
     def __init__(self, manager):
         self.manager = manager
         self.max_body = manager.config.max_request_body_bytes
 
     # -- helpers -------------------------------------------------------------------------------
-    async def _worker(self, request: IRequest, *, seen: bool = True, wake: bool = False):
+    async def _worker(self, request: IRequest):
+        """The authenticated Worker; nothing is written (a refused request changes nothing)."""
         username = request.getUser().decode("utf-8", "replace")
         password = request.getPassword().decode("utf-8", "replace")
-        workers = self.manager.workers
-        worker = await workers.authenticate(username, password)
-        if seen:
-            worker = await workers.seen(worker, _peer_host(request), _user_agent(request), wake)
-        return worker
+        return await self.manager.workers.authenticate(username, password, _peer_host(request))
+
+    async def _seen(self, request: IRequest, worker, wake: bool = False):
+        """Record the sign of life, once the request is known to be acceptable."""
+        return await self.manager.workers.seen(worker, _peer_host(request),
+                                               _user_agent(request), wake)
 
     def _json_body(self, request: IRequest, what: str) -> dict:
         return decode_json_object(read_body(request, self.max_body), what)
@@ -107,7 +112,7 @@ class WorkerAPI:
     @app.route("/sign-on", methods=["POST"])
     @endpoint
     async def sign_on(self, request):
-        worker = await self._worker(request, seen=False)
+        worker = await self._worker(request)
         body = read_body(request, self.max_body)
         sign_on = WorkerSignOn.from_json(decode_json_object(body, "sign-on") if body.strip() else {})
         await self.manager.workers.sign_on(worker, sign_on, _peer_host(request), _user_agent(request))
@@ -116,7 +121,7 @@ class WorkerAPI:
     @app.route("/sign-off", methods=["POST"])
     @endpoint
     async def sign_off(self, request):
-        worker = await self._worker(request, seen=False)
+        worker = await self._worker(request)
         await self.manager.workers.sign_off(worker)
         return no_content(request)
 
@@ -124,7 +129,7 @@ class WorkerAPI:
     @app.route("/task", methods=["POST", "GET"])
     @endpoint
     async def task(self, request):
-        worker = await self._worker(request, wake=True)
+        worker = await self._seen(request, await self._worker(request), wake=True)
         doc = await self.manager.scheduler.assign(worker)
         if doc is None:
             return no_content(request)
@@ -137,6 +142,7 @@ class WorkerAPI:
         task_id = _task_id(raw_id)
         report = WorkerTaskUpdate.from_json(self._json_body(request, "task update"))
         await self.manager.task_updates.accept_update(worker, task_id, report)
+        await self._seen(request, worker)
         return no_content(request)
 
     @app.route("/tasks/<raw_id>/return", methods=["POST"])
@@ -144,13 +150,16 @@ class WorkerAPI:
     async def task_return(self, request, raw_id):
         worker = await self._worker(request)
         await self.manager.task_updates.return_task(worker, _task_id(raw_id))
+        await self._seen(request, worker)
         return no_content(request)
 
     @app.route("/may-i-run/<raw_id>", methods=["GET"])
     @endpoint(when_store_unavailable=_may_keep_running_by_default)
     async def may_i_run(self, request, raw_id):
-        worker = await self._worker(request, wake=True)
-        may, reason = await self.manager.task_updates.may_keep_running(worker, _task_id(raw_id))
+        worker = await self._worker(request)
+        task_id = _task_id(raw_id)
+        worker = await self._seen(request, worker, wake=True)
+        may, reason = await self.manager.task_updates.may_keep_running(worker, task_id)
         answer: dict = {"may_keep_running": may}
         if not may:
             answer["reason"] = reason
@@ -162,7 +171,7 @@ class WorkerAPI:
     @app.route("/output-produced", methods=["POST"])
     @endpoint
     async def output_produced(self, request):
-        worker = await self._worker(request, seen=False)
+        worker = await self._worker(request)
         paths = parse_output_produced(self._json_body(request, "output-produced"))
         self.manager.note_output(worker, paths)
         return no_content(request)
@@ -171,7 +180,7 @@ class WorkerAPI:
     @app.route("/status-change", methods=["GET"])
     @endpoint
     async def status_change(self, request):
-        worker = await self._worker(request)
+        worker = await self._seen(request, await self._worker(request))
         if not worker.status_requested:
             return no_content(request)
         return json_response(request, {"status_requested": worker.status_requested})
@@ -179,7 +188,7 @@ class WorkerAPI:
     @app.route("/ack-status-change/<status>", methods=["POST"])
     @endpoint
     async def ack_status_change(self, request, status):
-        worker = await self._worker(request, seen=False)
+        worker = await self._worker(request)
         await self.manager.workers.acknowledge_status(worker, status)
         return no_content(request)
 
@@ -188,11 +197,20 @@ class WorkerAPI:
         if not _from_loopback(request):
             raise Forbidden("operator endpoints are only served to the Manager's own machine")
 
+    def _operator_args(self, request: IRequest) -> dict[str, str]:
+        """Query arguments, and those of a form-encoded body (WorkerRequest leaves bodies alone)."""
+        raw = dict(request.args)
+        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
+        if content_type.lower() == b"application/x-www-form-urlencoded":
+            raw.update(parse_qs(read_body(request, self.max_body), keep_blank_values=True))
+        return {key.decode("utf-8", "replace"): values[-1].decode("utf-8", "replace")
+                for key, values in raw.items()}
+
     @app.route("/worker-action/<worker_id>", methods=["POST"])
     @endpoint
     async def worker_action(self, request, worker_id):
         self._require_loopback(request)
-        args = {key.decode(): values[-1].decode() for key, values in request.args.items()}
+        args = self._operator_args(request)
         action = args.get("action", "")
         lazy = args.get("lazy", "").lower() == "true"
         workers = self.manager.workers
@@ -202,8 +220,11 @@ class WorkerAPI:
             await workers.request_status(worker_id, "shutdown", lazy)
         elif action == "ack-timeout":
             await workers.acknowledge_timeout(worker_id)
+        elif action == "approve":
+            await workers.approve(worker_id)
         else:
-            raise BadRequest(f"unknown action {action!r}; use set-status, shutdown or ack-timeout")
+            raise BadRequest(f"unknown action {action!r};"
+                             " use set-status, shutdown, ack-timeout or approve")
         return no_content(request)
 
     @app.route("/kick", methods=["GET", "POST"])
