@@ -90,6 +90,16 @@ class SubmissionTests(JobAPITestCase):
         self.assertIn("not valid JSON", response.json["problems"][0])
 
     @async_test
+    async def test_values_the_store_cannot_keep_get_422(self):
+        await self.manager()
+        for body in (b'{"name": "\\ud800", "type": "sleep"}',
+                     b'{"name": "x", "type": "sleep", "priority": 1e999}',
+                     b'{"name": "x", "type": "sleep", "settings": {"n_tasks": NaN}}'):
+            response = await self.m.request("POST", "/api/jobs", body=body)
+            self.assertEqual(response.code, 422, body)
+        self.assertEqual(await self.m.store.count_tasks(), 0)
+
+    @async_test
     async def test_list_filters_on_status(self):
         await self.manager()
         first = await self.submit()

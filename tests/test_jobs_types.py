@@ -163,3 +163,14 @@ class FrameTests(unittest.TestCase):
     def test_bad_text(self):
         for text in ("", "a", "1-", "5-1"):
             self.assertRaises(ValueError, parse_frames, text)
+
+    def test_frame_count_is_bounded_even_with_overlaps(self):
+        with self.assertRaisesRegex(ValueError, "more than 1,000,000 frames"):
+            parse_frames(",".join(["1-600000"] * 2))
+
+
+class LimitTests(unittest.TestCase):
+    def test_too_many_tasks(self):
+        self.assertEqual(problems_of({"name": "x", "type": "blender-render", "settings": dict(
+            BLEND, frames="1-20001", chunk_size=2)}),
+            ["the job would have 10,001 tasks; at most 10,000 (use larger chunks)"])

@@ -16,6 +16,8 @@ from flamenco.jobs.types import JobType
 PLATFORMS = ("linux", "windows", "darwin")
 DEFAULT_PRIORITY = 50
 MAX_NAME_LENGTH = 128
+#: A job with more tasks is refused: storing them is one transaction the Workers wait behind.
+MAX_TASKS = 10_000
 
 
 class JobRejected(ValueError):
@@ -78,6 +80,9 @@ def prepare_job(doc: Any, job_types: Mapping[str, JobType], twoway: TwoWayVariab
             tasks = job_type.compile(for_workers)
         except CompileError as error:
             problems.extend(error.problems)
+        if len(tasks) > MAX_TASKS:
+            problems.append(f"the job would have {len(tasks):,} tasks; at most {MAX_TASKS:,} "
+                            "(use larger chunks)")
     if problems:
         raise JobRejected(problems)
     return Submission(name=name, type=job_type.name, priority=priority, settings=settings,

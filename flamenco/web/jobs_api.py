@@ -7,13 +7,13 @@ the one place that decides.
 from __future__ import annotations
 
 import functools
-import json
 
 from klein import Klein
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
+from flamenco import strict_json
 from flamenco.config import Config
 from flamenco.documents import Task
 from flamenco.errors import Forbidden
@@ -81,9 +81,9 @@ class JobsAPI:
     def _json(self, request: IRequest):
         body = read_body(request, self.max_body)
         try:
-            return json.loads(body.decode("utf-8")) if body.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise JobRejected([f"the body is not valid JSON: {error}"]) from None
+            return strict_json.loads(body) if body.strip() else None
+        except strict_json.JSONRefused as error:
+            raise JobRejected([f"the body is not accepted: {error}"]) from None
 
     # -- views -----------------------------------------------------------------------------------
     @staticmethod
