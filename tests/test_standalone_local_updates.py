@@ -57,3 +57,18 @@ class LocalUpdateTests(TestCase):
         found = await self.jobs.job_with_tasks(job.job.id)
         self.assertEqual(found.job.status, "failed")
         self.assertEqual([t.status for t in found.tasks], ["failed", "canceled", "canceled"])
+
+    @async_test
+    async def test_a_failed_round_leaves_its_jobs_for_the_next(self):
+        await self.start()
+        await self.rounds.inspect()  # the start-up round
+        job = await self.jobs.submit(SLEEP)
+        for task in job.tasks:
+            await self.m.manager.updates.queue(task.id, task_status=statuses.COMPLETED)
+        await self.m.store.close()
+        await self.rounds.inspect()  # fails: the store is closed (the failure is logged)
+        self.flushLoggedErrors()
+        await self.m.store.open()
+        self.assertEqual((await self.jobs.job(job.job.id)).status, "queued")
+        await self.rounds.inspect()
+        self.assertEqual((await self.jobs.job(job.job.id)).status, "completed")

@@ -5,7 +5,8 @@ stopped task silently) becomes `canceled`.
 
 Jobs are reconciled in rounds (every second) rather than per update, as a job's status needs
 all its tasks. At start every unfinished job is reconciled and updates left queued by a crash
-are acknowledged, so nothing depends on the in-memory set of changed jobs surviving.
+are acknowledged, so nothing depends on the in-memory set of changed jobs surviving; a round
+that fails (database unavailable) leaves its jobs for the next.
 """
 
 from __future__ import annotations
@@ -80,21 +81,27 @@ class LocalUpdates(Service):
 
     async def _round(self) -> None:
         store = self.updates.store
-        if not await store.try_lease(LEASE_NAME, self.lease_holder, utc_now(self.clock),
-                                     self.lease):
-            return
         if not self._started:
             await self.updates.settle(await store.queued_updates(STARTUP_SCAN))
             for job in await self.jobs.jobs.list_jobs():
                 if job.status not in job_status.FINAL:
                     self.updates.dirty.add(job.id)
             self._started = True
-        dirty, self.updates.dirty = self.updates.dirty, set()
-        for job_id in sorted(dirty):
-            if await self.jobs.jobs.get_job(job_id) is not None:
-                await self.jobs.reconcile(job_id)
-        if self.clock.seconds() - self._last_cancel_round >= self.cancel_interval:
-            self._last_cancel_round = self.clock.seconds()
+        # Every Manager sharing the database reconciles the jobs it saw change (the result
+        # depends only on the stored tasks); one of them finishes the cancellations.
+        dirty = sorted(self.updates.dirty)
+        self.updates.dirty.clear()
+        for done, job_id in enumerate(dirty):
+            try:
+                if await self.jobs.jobs.get_job(job_id) is not None:
+                    await self.jobs.reconcile(job_id)
+            except Exception:
+                self.updates.dirty.update(dirty[done:])  # the next round tries again
+                raise
+        if self.clock.seconds() - self._last_cancel_round < self.cancel_interval:
+            return
+        self._last_cancel_round = self.clock.seconds()
+        if await store.try_lease(LEASE_NAME, self.lease_holder, utc_now(self.clock), self.lease):
             await self._finish_cancellations()
 
     async def _finish_cancellations(self) -> None:
