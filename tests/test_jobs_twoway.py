@@ -6,6 +6,7 @@ import string
 from hypothesis import given, strategies as st
 from twisted.trial import unittest
 
+from flamenco.config import ConfigError, parse_config
 from flamenco.jobs.twoway import TwoWayVariables
 from flamenco.variables import replace_in_commands, variables_for_platform
 
@@ -89,3 +90,14 @@ class RoundTripTests(unittest.TestCase):
         for platform in PLATFORMS:
             self.assertEqual(TWOWAY.from_submitter(text, platform), text)
             self.assertEqual(TWOWAY.for_submitter(text, platform), text)
+
+
+class ConfigurationTests(unittest.TestCase):
+    def test_the_key_is_validated_like_variables(self):
+        config, _ = parse_config({"two_way_variables": TABLE})
+        self.assertEqual(config.two_way_variables, TABLE)
+        for wrong, named in (({"p": {"amiga": "x"}}, "two_way_variables.p: unknown platform"),
+                             (["p"], "two_way_variables: expected a mapping"),
+                             ({"p": {"linux": 3}}, "two_way_variables.p.linux: expected")):
+            with self.assertRaisesRegex(ConfigError, named):
+                parse_config({"two_way_variables": wrong})
