@@ -174,3 +174,64 @@ class LimitTests(unittest.TestCase):
         self.assertEqual(problems_of({"name": "x", "type": "blender-render", "settings": dict(
             BLEND, frames="1-20001", chunk_size=2)}),
             ["the job would have 10,001 tasks; at most 10,000 (use larger chunks)"])
+
+
+STUDIO_MODULE = '''
+from flamenco.jobs.compiled import TaskSpec, command
+from flamenco.jobs.settings import SettingSpec
+
+
+class Turntable:
+    name = "turntable"
+    description = "A studio's own type."
+    settings = (SettingSpec("angle", "integer", "degrees per task", default=90),)
+
+    def compile(self, settings):
+        return [TaskSpec(name=f"turn-{a}", task_type="sleep",
+                         commands=(command("echo", message=str(a)),))
+                for a in range(0, 360, settings["angle"])]
+
+
+job_type = Turntable()
+'''
+
+
+class StudioJobTypeTests(unittest.TestCase):
+    """A package of the studio's own, installed beside the Manager (a dist-info on sys.path)."""
+
+    def install(self, entry_points: str) -> str:
+        import os
+        import sys
+
+        root = self.mktemp()
+        os.makedirs(os.path.join(root, "studio_jobs-1.0.dist-info"))
+        with open(os.path.join(root, "studio_jobs.py"), "w") as stream:
+            stream.write(STUDIO_MODULE)
+        with open(os.path.join(root, "studio_jobs-1.0.dist-info", "METADATA"), "w") as stream:
+            stream.write("Metadata-Version: 2.1\nName: studio-jobs\nVersion: 1.0\n")
+        with open(os.path.join(root, "studio_jobs-1.0.dist-info", "entry_points.txt"),
+                  "w") as stream:
+            stream.write(entry_points)
+        sys.path.insert(0, os.path.abspath(root))
+        self.addCleanup(sys.path.remove, os.path.abspath(root))
+        self.addCleanup(sys.modules.pop, "studio_jobs", None)
+        return root
+
+    def test_a_studio_type_is_loaded_and_broken_ones_are_left_out(self):
+        self.install("[flamenco.test_job_types]\n"
+                     "turntable = studio_jobs:job_type\n"
+                     "broken = studio_jobs_missing:job_type\n"
+                     "misnamed = studio_jobs:job_type\n")
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        types = load_job_types("flamenco.test_job_types")
+        self.assertEqual(sorted(types), ["turntable"])
+        logged = sorted(event["name"] for event in events
+                        if event.get("log_level") == LogLevel.error and "name" in event)
+        self.assertEqual(logged, ["broken", "misnamed"])
+        job = prepare_job({"name": "t", "type": "turntable", "settings": {"angle": 120}},
+                          types, NO_VARIABLES)
+        self.assertEqual([t.name for t in job.tasks], ["turn-0", "turn-120", "turn-240"])
