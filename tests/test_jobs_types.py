@@ -1,6 +1,10 @@
 """Job types: loading through entry points, declared settings, validation listing every
 problem, and the command documents the Workers execute."""
 
+import os
+import sys
+
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
 from flamenco.jobs.frames import as_range_text, parse_frames
@@ -200,9 +204,6 @@ class StudioJobTypeTests(unittest.TestCase):
     """A package of the studio's own, installed beside the Manager (a dist-info on sys.path)."""
 
     def install(self, entry_points: str) -> str:
-        import os
-        import sys
-
         root = self.mktemp()
         os.makedirs(os.path.join(root, "studio_jobs-1.0.dist-info"))
         with open(os.path.join(root, "studio_jobs.py"), "w") as stream:
@@ -222,8 +223,6 @@ class StudioJobTypeTests(unittest.TestCase):
                      "turntable = studio_jobs:job_type\n"
                      "broken = studio_jobs_missing:job_type\n"
                      "misnamed = studio_jobs:job_type\n")
-        from twisted.logger import LogLevel, globalLogPublisher
-
         events = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
