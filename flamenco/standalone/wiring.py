@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from twisted.logger import Logger
+
 from flamenco.config import Config
 from flamenco.jobs.twoway import TwoWayVariables
 from flamenco.jobs.types import load_job_types
@@ -10,12 +12,20 @@ from flamenco.standalone.local_updates import LocalUpdates
 from flamenco.standalone.service import JobService
 from flamenco.store.jobs import job_store_for
 
+log = Logger()
+
 
 def build_standalone(config: Config, store, clock, lease_holder: str
                      ) -> tuple[LocalUpdateQueue, JobService, LocalUpdates]:
     job_store = job_store_for(store)
     updates = LocalUpdateQueue(store, clock, jobs=job_store)
-    jobs = JobService(store, job_store, updates, load_job_types(),
+    job_types = load_job_types()
+    if job_types:
+        log.info("job types: {names}", names=", ".join(sorted(job_types)))
+    else:
+        log.warn("no job types are installed (entry point group flamenco.job_types); install "
+                 "the Manager with pip so that its own are registered")
+    jobs = JobService(store, job_store, updates, job_types,
                       TwoWayVariables(config.two_way_variables))
     rounds = LocalUpdates(updates, jobs, clock, lease_holder=lease_holder,
                           lease_seconds=config.upstream_lease_seconds,
