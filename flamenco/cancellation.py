@@ -15,6 +15,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from flamenco import statuses
+from flamenco.logs import log_failure
 from flamenco.updates import UpdateQueue
 
 log = Logger()
@@ -35,7 +36,7 @@ class CancelRequests:
             try:
                 await self._one(task_id)
             except Exception:  # noqa: BLE001
-                log.failure("handling the Server's cancel request for task {task} failed",
+                log_failure(log, "handling the Server's cancel request for task {task} failed",
                             task=task_id)
 
     async def _one(self, task_id: str) -> None:

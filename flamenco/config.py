@@ -103,8 +103,10 @@ class Config:
     #: (and logged in full): the 2017 Server never acknowledges updates for tasks it does not
     #: have, which would otherwise take batch slots for ever. 0 = never drop.
     task_update_give_up_after_sends: int = attrs.field(default=100, validator=_non_negative)
-    #: gzip task-update pushes (falls back to plain JSON by itself if the Server refuses).
+    #: gzip task-update pushes (a Server's refusal is learnt and stored: upstream.gzip_choice).
     upstream_gzip: bool = attrs.field(default=True, validator=_boolean)
+    #: Start-up gives up (one line, exit status 1) when the database has not opened by then.
+    database_startup_timeout_seconds: float = attrs.field(default=30, validator=_positive)
     max_request_body_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)
     worker_registration_secret: str = ""
     #: open (anyone may register), secret (a token signed with worker_registration_secret),
@@ -162,6 +164,7 @@ _DURATION_ALIASES = {
     "task_update_push_max_interval": "task_update_push_max_interval_seconds",
     "cancel_task_fetch_max_interval": "cancel_task_fetch_max_interval_seconds",
     "active_task_timeout_interval": "active_task_timeout_interval_seconds",
+    "database_startup_timeout": "database_startup_timeout_seconds",
 }
 _FLOAT_KEYS = {
     field.name for field in attrs.fields(Config) if field.type in ("float", float)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import attrs
 from twisted.application.service import MultiService, Service
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import IResource
@@ -15,6 +18,7 @@ from flamenco.ids import new_object_id
 from flamenco.scheduler import Scheduler
 from flamenco.standalone.service import JobService
 from flamenco.standalone.wiring import build_standalone
+from flamenco.store.interface import StoreUnusable
 from flamenco.task_updates import TaskUpdateService
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
@@ -27,42 +31,77 @@ log = Logger()
 
 
 class StoreService(Service):
-    """Opens the store when the Manager starts, retrying until it can, and closes it at stop.
+    """Opens the store when the Manager starts and closes it at stop.
 
-    Until the store is open, requests that need it are answered 503.
+    A store that cannot be opened yet (MongoDB not reachable) is tried again every
+    `retry_seconds` until `startup_timeout` seconds have passed since start; then, or at once
+    when the store is unusable as configured, `on_startup_failure` gets one line naming the
+    setting (the twistd plugin prints it and exits). Until the store is open, requests that
+    need it are answered 503. Once open, an outage is the store's `Availability` business.
     """
 
     name = "store"
     retry_seconds = 5.0
 
-    def __init__(self, store, clock):
+    def __init__(self, store, clock, *, startup_timeout: float = 30.0,
+                 on_startup_failure: Callable[[str], None] | None = None):
         self.store = store
         self.clock = clock
+        self.startup_timeout = startup_timeout
+        self.on_startup_failure = on_startup_failure or self._log_startup_failure
+        self._deadline = 0.0
         self._retry = None
+        self._attempt: defer.Deferred | None = None
+        self._last_error = ""
 
     def startService(self):
         super().startService()
+        self._deadline = self.clock.seconds() + self.startup_timeout
+        self._last_error = ""
         self._open()
 
     def _open(self):
         self._retry = None
-        opened = self.store.open()
-        opened.addCallbacks(self._opened, self._failed)
+        attempt = self.store.open()
+        attempt.addTimeout(max(self._deadline - self.clock.seconds(), 0), self.clock)
+        self._attempt = attempt
+        attempt.addCallbacks(self._opened, self._failed)
 
     def _opened(self, _):
+        self._attempt = None
         log.info("store {store} is open", store=self.store.description)
 
     def _failed(self, failure):
-        log.warn("cannot open store {store}: {error}; retrying in {seconds:.0f} s",
-                 store=self.store.description, error=failure.getErrorMessage(),
-                 seconds=self.retry_seconds)
-        if self.running:
-            self._retry = self.clock.callLater(self.retry_seconds, self._open)
+        self._attempt = None
+        if not self.running:
+            return
+        if failure.check(StoreUnusable):
+            self.on_startup_failure(
+                f"database_url: cannot open {self.store.description}: {failure.getErrorMessage()}")
+            return
+        remaining = self._deadline - self.clock.seconds()
+        if remaining <= 0:
+            self.on_startup_failure(
+                f"database_url: {self.store.description} did not open within "
+                f"database_startup_timeout_seconds ({self.startup_timeout:g} s)"
+                + (f": {self._last_error}" if self._last_error else ""))
+            return
+        first, self._last_error = not self._last_error, failure.getErrorMessage()
+        (log.warn if first else log.debug)(
+            "cannot open store {store} yet: {error}; trying again for up to {seconds:.0f} s",
+            store=self.store.description, error=self._last_error, seconds=remaining)
+        self._retry = self.clock.callLater(min(self.retry_seconds, remaining), self._open)
+
+    @staticmethod
+    def _log_startup_failure(message: str) -> None:
+        log.error("{message}", message=message)
 
     def stopService(self):
         super().stopService()
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
+        if self._attempt is not None:
+            self._attempt.cancel()
         return self.store.close()
 
 
@@ -106,13 +145,15 @@ class HashingService(Service):
 
 
 def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
-                  bcrypt_rounds: int | None = None, lease_holder: str | None = None) -> Manager:
+                  bcrypt_rounds: int | None = None, lease_holder: str | None = None,
+                  on_startup_failure: Callable[[str], None] | None = None) -> Manager:
     """Everything but the listening port; start `manager.services` to run the timers.
 
     The bcrypt pool hands its results to the real reactor even when `clock` is a test's Clock.
     `lease_holder` names this Manager in the store's leases; keep it the same across restarts
     (the twistd plugin uses host name and port) so a restarted Manager takes its leases back
-    at once instead of waiting for them to expire.
+    at once instead of waiting for them to expire. `on_startup_failure(line)` is called when
+    the store cannot be opened (see `StoreService`).
     """
     from twisted.internet import reactor
 
@@ -120,7 +161,8 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         clock = reactor
     lease_holder = lease_holder or new_object_id()
     services = MultiService()
-    StoreService(store, clock).setServiceParent(services)
+    StoreService(store, clock, startup_timeout=config.database_startup_timeout_seconds,
+                 on_startup_failure=on_startup_failure).setServiceParent(services)
     task_source: ITaskSource = NoServer()
     jobs = None
     if config.has_upstream:

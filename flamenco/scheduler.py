@@ -58,11 +58,21 @@ class Scheduler:
             task = await self.store.claim_task(worker, self.updates.now(),
                                                resume_since=self.started)
             if task is None:
+                log.debug("no runnable task of types {types} for worker {worker}; asking the "
+                          "Server for more", types=list(worker.supported_types),
+                          worker=worker.identifier)
                 self.task_source.kick(worker.supported_types)
                 return None
+            log.debug("claimed task {task} ({type}, job priority {job_priority}, priority "
+                      "{priority}) for worker {worker}: the first runnable one of its types",
+                      task=task.id, type=task.doc.get("task_type") or task.job_type,
+                      job_priority=task.doc.get("job_priority"), priority=task.doc.get("priority"),
+                      worker=worker.identifier)
             if task.job_type == "manager-local":
                 return task
             answer = await self.task_source.refetch(task)
+            log.debug("task {task}: the Server's copy is {freshness}", task=task.id,
+                      freshness=answer.freshness.value)
             if answer.freshness is Freshness.UNCHANGED:
                 return task
             if answer.freshness is Freshness.CHANGED:

@@ -6,33 +6,37 @@ import os
 import socket
 import sys
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, Service
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
 
 import flamenco
-from flamenco.config import Config, ConfigError, load_config
+from flamenco.config import ConfigError, load_config
 from flamenco import logs, resolver
 from flamenco.manager import build_manager
+from flamenco.startup_failure import ListeningService, StartupFailure, exit_with, tls_options
 from flamenco.store import store_for
+from flamenco.store.interface import StoreUnavailable, StoreUnusable
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
-from flamenco.web.site import worker_site
+from flamenco.web.site import ManagerSite
 
 log = Logger()
 
 
 class Options(usage.Options):
-    synopsis = "--config FILE [--debug|--verbose] [--json] [--cleanslate|--purgequeue [--yes]]"
+    synopsis = ("--config FILE [--debug|--verbose] [--json] [--access-log FILE] "
+                "[--cleanslate|--purgequeue [--yes]]")
     optParameters = [
         ["config", "c", "flamenco-manager.yaml", "The YAML configuration file."],
+        ["access-log", None, "",
+         "Write one line per HTTP request, in the combined log format, to FILE (appended; "
+         "'-' for standard output). Default: no access log."],
     ]
     optFlags = [
         ["debug", "d", "Log debug messages and up."],
         ["verbose", "v", "Log informational messages and up (default: warnings and up)."],
-        ["json", None, "Log one JSON object per line instead of text."],
+        ["json", None, "Log one JSON object per line (time, level, logger, message, fields)."],
         ["cleanslate", None,
          "Erase all local tasks and the remembered depsgraph timestamp, then exit."],
         ["purgequeue", None, "Erase all queued task updates (they are lost), then exit."],
@@ -77,14 +81,21 @@ class MaintenanceService(Service):
     async def _run(self):
         # twistd redirects sys.stdout/stderr into the log; the result goes to the terminal.
         try:
-            await self.store.open()
+            try:
+                await self.store.open()
+            except (StoreUnusable, StoreUnavailable) as error:
+                self._fail(f"database_url: cannot open {self.store.description}: {error}")
+                return
             print(await self.job(self.store), file=sys.__stdout__, flush=True)
         except Exception as error:
-            print(f"flamenco-manager: {error}", file=sys.__stderr__, flush=True)
-            # twistd itself always exits with 0; a failed job must not look like success.
-            self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+            self._fail(str(error))
         finally:
             await self.store.close()
+
+    def _fail(self, message: str) -> None:
+        print(f"flamenco-manager: {message}", file=sys.__stderr__, flush=True)
+        # twistd itself always exits with 0; a failed job must not look like success.
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
 
 
 async def cleanslate(store) -> str:
@@ -107,14 +118,6 @@ def _confirm(question: str) -> None:
         raise SystemExit("flamenco-manager: aborted, nothing was changed")
 
 
-def listen_description(config: Config) -> str:
-    listen = config.listen
-    if config.tls:
-        return (f"ssl:{listen.port}:interface={listen.interface}"
-                f":privateKey={config.tlskey}:certKey={config.tlscert}")
-    return f"tcp:{listen.port}:interface={listen.interface}"
-
-
 def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
@@ -130,16 +133,19 @@ def makeService(options: Options) -> IService:
         if not options["yes"]:
             _confirm(f"This erases data in {store.description}. Type 'yes' to go on:")
         return MaintenanceService(store, job, reactor)
-    if not config.tls:
+    try:
+        tls = tls_options(config) if config.tls else None
+    except StartupFailure as failure:
+        raise SystemExit(f"flamenco-manager: {failure}") from None
+    if tls is None:
         log.warn("no tlskey/tlscert configured: serving plain HTTP")
     # The Server link and the database connect without waiting behind bcrypt jobs.
     resolver.install(reactor)
     manager = build_manager(config, store, reactor,
-                            lease_holder=f"{socket.gethostname()}:{config.listen.port}")
-    site = worker_site(manager.resource)
-    web = StreamServerEndpointService(serverFromString(reactor, listen_description(config)), site)
-    web._raiseSynchronously = True
-    web.setServiceParent(manager.services)
+                            lease_holder=f"{socket.gethostname()}:{config.listen.port}",
+                            on_startup_failure=lambda line: exit_with(line, reactor))
+    site = ManagerSite(manager.resource, access_log=options["access-log"])
+    ListeningService(reactor, config, site, tls).setServiceParent(manager.services)
     log.info("Flamenco Manager {version} listening on {scheme}://[{host}]:{port}, store {store}",
              version=flamenco.__version__, scheme="https" if config.tls else "http",
              host=config.listen.host, port=config.listen.port, store=store.description)

@@ -61,7 +61,7 @@ class TaskTimeoutChecker(Service):
         try:
             await self.sweep()
         except StoreUnavailable as error:
-            log.warn("task timeout check skipped: {error}", error=error)
+            log.debug("task timeout check skipped: {error}", error=error)
         except Exception:
             log.failure("task timeout check failed")
 

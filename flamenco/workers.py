@@ -184,6 +184,9 @@ class WorkerService:
     async def _update(self, worker: Worker, changes: dict) -> Worker:
         if not await self.store.update_worker(worker.id, **changes):
             raise Forbidden(f"Unable to find worker {worker.id}")
+        if changes.get("status", worker.status) != worker.status:
+            log.info("worker {worker} ({id}) status {old} -> {new}", worker=worker.identifier,
+                     id=worker.id, old=worker.status or "(none)", new=changes["status"])
         return attrs.evolve(worker, **changes)
 
     # -- sign-on / sign-off ------------------------------------------------------------------------
@@ -254,6 +257,9 @@ class WorkerService:
             )
         worker = await self._existing(worker_id)
         await self._update(worker, {"status_requested": status, "lazy_status_request": lazy})
+        log.info("operator requested status {status} ({when}) of worker {worker} ({id})",
+                 status=status, when="after its current task" if lazy else "now",
+                 worker=worker.identifier, id=worker.id)
 
     async def approve(self, worker_id: str) -> None:
         """Operator action (`approve` mode): the Worker may get tasks from now on."""
@@ -263,7 +269,10 @@ class WorkerService:
             log.info("worker {worker} ({id}) approved", worker=worker.identifier, id=worker.id)
 
     async def acknowledge_timeout(self, worker_id: str) -> None:
+        """Operator action: a worker in `timeout` becomes `offline`."""
         worker = await self._existing(worker_id)
+        log.info("operator acknowledged the timeout of worker {worker} ({id}), status {status}",
+                 worker=worker.identifier, id=worker.id, status=worker.status)
         if worker.status == statuses.W_TIMEOUT:
             await self._update(worker, {"status": statuses.W_OFFLINE})
 

@@ -14,7 +14,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from flamenco.config import Config
 from flamenco.manager import build_manager
 from flamenco.store.sqlite import SQLiteStore
-from flamenco.web.site import worker_site
+from flamenco.web.site import ManagerSite
 from tests.factories import T0
 
 
@@ -52,7 +52,7 @@ class InProcessManager:
         self.testcase.addCleanup(self.store.close)
         self.manager = build_manager(self.config, self.store, self.clock, bcrypt_rounds=4)
         self.testcase.addCleanup(self.manager.workers.hashing.stop)
-        port = reactor.listenTCP(0, worker_site(self.manager.resource), interface="127.0.0.1")
+        port = reactor.listenTCP(0, ManagerSite(self.manager.resource), interface="127.0.0.1")
         self.testcase.addCleanup(port.stopListening)
         self.url = f"http://127.0.0.1:{port.getHost().port}"
         return self

@@ -41,7 +41,7 @@ class ManagerProcessError(Exception):
 
 class ManagerProcess:
     def __init__(self, config: dict, workdir: str, *, start_timeout: float = 20.0,
-                 verbose: bool = True, reactor=None):
+                 verbose: bool = True, args: tuple[str, ...] = (), reactor=None):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -56,6 +56,7 @@ class ManagerProcess:
         self.config_path = os.path.join(self.workdir, "flamenco-manager.yaml")
         self.start_timeout = start_timeout
         self.verbose = verbose
+        self.args = tuple(args)
         self.process: subprocess.Popen | None = None
         self.starts = 0
         self.log_path = ""
@@ -74,7 +75,7 @@ class ManagerProcess:
                 "--config", self.config_path]
         if self.verbose:
             args.append("--verbose")
-        return args
+        return args + list(self.args)
 
     async def start(self) -> None:
         """Start the process and wait until `GET /` answers 200 (the store is open)."""

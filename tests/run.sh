@@ -13,7 +13,8 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv || exit 1
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip || exit 1
-.venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]' || exit 1
+# The tested versions (constraints.txt) of everything, so a run reproduces the last one.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt '.[test]' || exit 1
 # The tests (and the twistd processes they start) use this checkout, not the installed copy.
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 

@@ -416,3 +416,14 @@ class StoreContract:
                    metrics={"timing": {"render": 1.5}})
         await store.queue_update(u)
         self.assertEqual(await store.queued_updates(1), [u])
+
+    # -- settings keyed by a Server URL (the gzip decision, upstream.gzip_choice) ------------
+    @async_test
+    async def test_settings_keyed_by_url_are_independent(self):
+        store = await self.store()
+        first, second = "gzip_refused_by:http://srv.example:8080/a.b", "gzip_refused_by:http://x"
+        await store.set_setting(first, "1515575700.0")
+        await store.set_setting(second, "1515575800.0")
+        await store.set_setting(second, None)
+        self.assertEqual(await store.get_setting(first), "1515575700.0")
+        self.assertIsNone(await store.get_setting(second))

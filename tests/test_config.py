@@ -42,6 +42,9 @@ class ConfigTests(TestCase):
         self.assertEqual(config.download_task_sleep_seconds, 300)
         self.assertEqual(config.active_task_timeout_interval_seconds, 5400)
         self.assertEqual(config.task_update_push_max_interval_seconds, 30)
+        self.assertEqual(parse_config({})[0].database_startup_timeout_seconds, 30)
+        config, _ = parse_config({"database_startup_timeout": "1s"})
+        self.assertEqual(config.database_startup_timeout_seconds, 1)
 
     def test_server_settings_are_normalised(self):
         config, _ = parse_config(dict(SERVER, own_url="http://10.0.0.5:8083/",
@@ -89,6 +92,7 @@ class ConfigTests(TestCase):
             ({"worker_auth_failure_limit": 0}, "worker_auth_failure_limit"),
             ({"worker_auth_failure_window_seconds": "soon"}, "worker_auth_failure_window_seconds"),
             ({"worker_secret_hashing_threads": 0}, "worker_secret_hashing_threads"),
+            ({"database_startup_timeout_seconds": 0}, "database_startup_timeout_seconds"),
         ]
         for raw, key in cases:
             with self.assertRaises(ConfigError, msg=raw) as caught:

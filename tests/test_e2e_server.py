@@ -56,7 +56,9 @@ def statuses_are(ids, wanted):
     return lambda server: all(server.task_status(t) == wanted for t in ids)
 
 
-class ServerEndToEndTest(unittest.TestCase):
+class ServerFarm(unittest.TestCase):
+    """A simulated Server, the Manager process and simulated Workers; no tests of its own."""
+
     timeout = 90
 
     async def setup_farm(self, tasks, manager_options=None, **server_options):
@@ -106,6 +108,8 @@ class ServerEndToEndTest(unittest.TestCase):
             self.assertIn("Manager assigned task", text)
             self.assertEqual(self.server.tasks[task_id].doc["activity"], "Task completed")
 
+
+class ServerEndToEndTest(ServerFarm):
     @async_test
     async def test_diamond_job_completes_in_order(self):
         await self.setup_farm(diamond())

@@ -1,4 +1,4 @@
-"""The Manager's service tree: the store opens (retrying while it cannot) and closes."""
+"""The Manager's service tree: the store opens (retrying until the start-up deadline) and closes."""
 
 import os
 
@@ -13,19 +13,38 @@ from tests.util import async_test
 
 class StoreServiceTests(TestCase):
     @async_test
-    async def test_retries_until_the_store_opens(self):
-        folder = os.path.abspath(self.mktemp())
-        store = SQLiteStore(os.path.join(folder, "manager.sqlite"))
+    async def test_an_unusable_sqlite_path_fails_start_up_at_once(self):
+        path = os.path.join(os.path.abspath(self.mktemp()), "missing-folder", "m.sqlite")
         clock = Clock()
-        service = StoreService(store, clock)
+        failures = []
+        service = StoreService(SQLiteStore(path), clock, startup_timeout=30,
+                               on_startup_failure=failures.append)
         service.startService()
-        self.flushLoggedErrors()
-        self.assertIsNotNone(self.failureResultOf(store.count_tasks()))
-        os.makedirs(folder)  # the folder appears: the next attempt succeeds
-        clock.advance(StoreService.retry_seconds)
-        self.assertEqual(await store.count_tasks(), 0)
+        self.assertEqual(failures, [f"database_url: cannot open sqlite:{path}: "
+                                    "unable to open database file"])
+        self.assertEqual(clock.getDelayedCalls(), [], "no retry of what cannot work")
         await service.stopService()
-        self.assertEqual(clock.getDelayedCalls(), [])
+
+    @async_test
+    async def test_unreachable_mongodb_is_retried_until_the_startup_deadline(self):
+        from twisted.internet import defer, reactor
+
+        from flamenco.store.mongo import MongoStore
+        from tests.manager_process import free_port
+
+        url = f"mongodb://127.0.0.1:{free_port()}/fm"  # nothing listens there
+        gave_up = defer.Deferred()
+        service = StoreService(MongoStore(url, timeout=0.3), reactor, startup_timeout=1.5,
+                               on_startup_failure=gave_up.callback)
+        service.retry_seconds = 0.2
+        started = reactor.seconds()
+        service.startService()
+        self.addCleanup(service.stopService)
+        line = await gave_up.addTimeout(10, reactor)
+        self.assertGreaterEqual(reactor.seconds() - started, 1.5)
+        self.assertTrue(line.startswith(
+            f"database_url: {url} did not open within database_startup_timeout_seconds (1.5 s)"),
+            line)
 
     @async_test
     async def test_manager_services_start_and_stop_cleanly(self):

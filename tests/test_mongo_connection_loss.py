@@ -6,13 +6,15 @@ same port with the same data directory.
 
 from twisted.internet import reactor, task
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
+from flamenco import logs
 from flamenco.config import Config
 from flamenco.manager import build_manager
 from flamenco.store.interface import StoreUnavailable
 from flamenco.testing.worker import SimulatedWorker
-from flamenco.web.site import worker_site
+from flamenco.web.site import ManagerSite
 from tests.factories import T0, task_doc, update, worker
 from tests.mongo_fixture import OwnServer, database_url, fresh_name
 from tests.util import async_test
@@ -52,6 +54,9 @@ class ConnectionLossTests(TestCase):
 
         server = await OwnServer().start()
         self.addCleanup(server.stop)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
         store = MongoStore(database_url(server.url, fresh_name("fmloss")), timeout=DEADLINE)
         await store.open()
         self.addCleanup(store.close)
@@ -59,7 +64,7 @@ class ConnectionLossTests(TestCase):
         clock = Clock()
         clock.advance(T0.timestamp())
         manager = build_manager(Config(), store, clock, bcrypt_rounds=4)
-        port = reactor.listenTCP(0, worker_site(manager.resource), interface="127.0.0.1")
+        port = reactor.listenTCP(0, ManagerSite(manager.resource), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         sim = SimulatedWorker(f"http://127.0.0.1:{port.getHost().port}/", generation="2.x",
                               types=("sleep",), timeout=DEADLINE * 3)
@@ -98,6 +103,17 @@ class ConnectionLossTests(TestCase):
         answer = await eventually(self._ask(sim), "POST /task")
         self.assertEqual(answer.code, 200, answer.body)
         self.assertIn(answer.json()["_id"], {doc["_id"] for doc in docs})
+
+        # The whole outage, with its many failed calls and 503s: two warnings, no traceback
+        # (in the log the Manager writes, which leaves out txmongo's reconnection errors).
+        warnings = [formatEvent(event) for event in events
+                    if event.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical)
+                    and not logs.is_noise(event)
+                    and "running stand-alone" not in formatEvent(event)]
+        self.assertEqual(len(warnings), 2, warnings)
+        self.assertIn(f"database {store.description} unreachable", warnings[0])
+        self.assertIn(f"database {store.description} answers again", warnings[1])
+        self.assertFalse([event for event in events if event.get("log_failure")])
 
     @staticmethod
     def _ask(sim):

@@ -14,7 +14,7 @@ from flamenco.store.sqlite import SQLiteStore
 from flamenco.testing.worker import (
     GENERATION_2_0, GENERATION_2_X, ProtocolError, RequestTimeout, SimulatedWorker, StatusRequest,
 )
-from flamenco.web.site import worker_site
+from flamenco.web.site import ManagerSite
 from tests.factories import T0, task_doc
 from tests.util import async_test
 
@@ -39,7 +39,7 @@ class ManagerFixture:
         if tasks:
             await self.store.store_server_tasks(list(tasks), T0)
         self.manager = build_manager(Config(), self.store, reactor, bcrypt_rounds=4)
-        port = reactor.listenTCP(0, worker_site(self.manager.resource), interface="127.0.0.1")
+        port = reactor.listenTCP(0, ManagerSite(self.manager.resource), interface="127.0.0.1")
         self.testcase.addCleanup(port.stopListening)
         self.url = f"http://127.0.0.1:{port.getHost().port}/"
         return self

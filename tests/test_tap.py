@@ -1,4 +1,5 @@
-"""`twistd flamenco-manager` as a subprocess: --version, config errors, cleanslate, purgequeue."""
+"""`twistd flamenco-manager` as a subprocess: --version, config errors, start-up failures,
+cleanslate, purgequeue, TLS."""
 
 import os
 import sys
@@ -135,7 +136,9 @@ class MaintenanceTests(TestCase):
             f.write("database_url: sqlite:/nonexistent-dir/flamenco.sqlite\n")
         code, _, err = await twistd(self, "--config", config, "--purgequeue", "--yes")
         self.assertEqual(code, 1)
-        self.assertIn("flamenco-manager: SQLite error: unable to open database file", err)
+        self.assertEqual(err.splitlines(), [
+            "flamenco-manager: database_url: cannot open sqlite:/nonexistent-dir/flamenco.sqlite:"
+            " unable to open database file"])
 
 
 def _self_signed(folder: str) -> tuple[str, str]:
@@ -202,3 +205,104 @@ class TLSTests(TestCase):
             self.fail("no HTTPS answer within 20 s")
         self.assertEqual(code, 200)
         self.assertIn(b'"nr_of_tasks": 0', body)
+
+
+class StartupFailureTests(TestCase):
+    """Each failure: exactly one line on standard error naming the setting, exit status 1."""
+
+    def write_config(self, text: str) -> str:
+        from tests.manager_process import free_port
+
+        self.folder = os.path.abspath(self.mktemp())
+        os.makedirs(self.folder)
+        path = os.path.join(self.folder, "manager.yaml")
+        with open(path, "w") as f:
+            f.write(f"listen: 127.0.0.1:{free_port()}\n"
+                    f"database_url: sqlite:{self.folder}/m.sqlite\n" + text)
+        return path
+
+    async def assert_fails_with(self, config: str, line: str):
+        code, out, err = await twistd(self, "--config", config)
+        self.assertEqual((code, err.splitlines()), (1, [line]), out)
+        self.assertNotIn("Traceback", out)
+
+    @async_test
+    async def test_port_in_use(self):
+        import socket
+
+        from tests.manager_process import free_port
+
+        port = free_port()
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        config = self.write_config(f"listen: 127.0.0.1:{port}\n")
+        await self.assert_fails_with(
+            config, f"flamenco-manager: listen: cannot listen on 127.0.0.1:{port}: "
+                    "Address already in use")
+
+    @async_test
+    async def test_tls_key_missing(self):
+        config = self.write_config("tlskey: /nonexistent/key.pem\ntlscert: /nonexistent/cert.pem\n")
+        await self.assert_fails_with(
+            config, "flamenco-manager: tlskey: cannot read /nonexistent/key.pem: "
+                    "No such file or directory")
+
+    @async_test
+    async def test_tls_certificate_unreadable(self):
+        config = self.write_config("")
+        key, _ = _self_signed(self.folder)
+        with open(config, "a") as f:
+            f.write(f"tlskey: {key}\ntlscert: {self.folder}\n")
+        await self.assert_fails_with(
+            config, f"flamenco-manager: tlscert: cannot read {self.folder}: Is a directory")
+
+    @async_test
+    async def test_tls_certificate_not_pem(self):
+        config = self.write_config("")
+        key, _ = _self_signed(self.folder)
+        with open(config, "a") as f:
+            f.write(f"tlskey: {key}\ntlscert: {config}\n")
+        await self.assert_fails_with(
+            config, f"flamenco-manager: tlscert: {config} is not a PEM certificate")
+
+    @async_test
+    async def test_tls_key_not_matching_the_certificate(self):
+        config = self.write_config("")
+        other = os.path.join(self.folder, "other")
+        os.makedirs(other)
+        key, _ = _self_signed(other)
+        _, cert = _self_signed(self.folder)
+        with open(config, "a") as f:
+            f.write(f"tlskey: {key}\ntlscert: {cert}\n")
+        await self.assert_fails_with(
+            config, f"flamenco-manager: tlskey/tlscert: the key in {key} does not match the "
+                    f"certificate in {cert}")
+
+    @async_test
+    async def test_database_path_unopenable(self):
+        config = self.write_config("database_url: sqlite:/nonexistent-dir/m.sqlite\n")
+        await self.assert_fails_with(
+            config, "flamenco-manager: database_url: cannot open sqlite:/nonexistent-dir/m.sqlite:"
+                    " unable to open database file")
+
+    @async_test
+    async def test_database_file_is_not_a_database(self):
+        config = self.write_config("")
+        with open(config, "a") as f:
+            f.write(f"database_url: sqlite:{config}\n")
+        await self.assert_fails_with(
+            config, f"flamenco-manager: database_url: cannot open sqlite:{config}: "
+                    "file is not a database")
+
+    @async_test
+    async def test_mongodb_unreachable_past_the_startup_deadline(self):
+        from tests.manager_process import free_port
+
+        port = free_port()  # closed: nothing listens there
+        config = self.write_config(f"database_url: mongodb://127.0.0.1:{port}/fm\n"
+                                   "database_startup_timeout: 1s\n")
+        await self.assert_fails_with(
+            config, f"flamenco-manager: database_url: mongodb://127.0.0.1:{port}/fm did not open "
+                    "within database_startup_timeout_seconds (1 s)")

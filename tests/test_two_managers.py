@@ -19,7 +19,7 @@ from flamenco.manager import build_manager
 from flamenco.store import mongo
 from flamenco.testing.worker import SimulatedWorker
 from flamenco.timeouts import LEASE_NAME
-from flamenco.web.site import worker_site
+from flamenco.web.site import ManagerSite
 from tests.factories import T0, task_doc
 from tests.mongo_fixture import fresh_name, fresh_store, server_url
 from tests.util import async_test
@@ -38,7 +38,7 @@ class ServedManager:
         self.clock = Clock()
         self.clock.advance(T0.timestamp())
         self.manager = build_manager(Config(), store, self.clock, bcrypt_rounds=4)
-        self.port = reactor.listenTCP(0, worker_site(self.manager.resource), interface="127.0.0.1")
+        self.port = reactor.listenTCP(0, ManagerSite(self.manager.resource), interface="127.0.0.1")
         self.url = f"http://127.0.0.1:{self.port.getHost().port}/"
 
     async def kill(self):

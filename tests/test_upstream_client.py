@@ -77,7 +77,7 @@ class UpstreamClientTests(unittest.TestCase):
         self.server.accept_gzip = False
         answer = await self.client.push([update])
         self.assertEqual(answer["handled_update_ids"], [update["_id"]])
-        self.assertFalse(self.client.gzip_bodies)
+        self.assertIsNotNone(self.client.gzip_choice.refused_at)
         await self.client.push([])
         self.assertEqual([b["gzip"] for b in self.server.pushed_batches], [True, False, False])
 
@@ -100,7 +100,7 @@ class UpstreamClientTests(unittest.TestCase):
         self.server._body = no_gzip_support
         answer = await self.client.push([])
         self.assertEqual(answer["handled_update_ids"], [])
-        self.assertFalse(self.client.gzip_bodies)
+        self.assertIsNotNone(self.client.gzip_choice.refused_at)
 
     @async_test
     async def test_fetch_task(self):
@@ -117,3 +117,22 @@ class UpstreamClientTests(unittest.TestCase):
         d = self.client.fetch_task(new_object_id(), "")
         d.cancel()
         await self.assertFailure(d, defer.CancelledError)
+
+    @async_test
+    async def test_refusals_name_the_settings_to_check(self):
+        body = {"manager_url": "", "variables": {}, "nr_of_workers": 0, "path_replacement": {}}
+        wrong_secret = client_for_test(self, self.server, manager_secret="nope", clock=self.clock)
+        error = await self.assertFailure(wrong_secret.startup(body), UpstreamError)
+        self.assertIn("401 (check `manager_secret` and `manager_id`)", str(error))
+        self.server.managers["5a1f0c3e9f1b2c0d4e5f6a71"] = "other-token"
+        not_ours = client_for_test(self, self.server, manager_id="5a1f0c3e9f1b2c0d4e5f6a71",
+                                   clock=self.clock)
+        error = await self.assertFailure(not_ours.push([]), UpstreamError)
+        self.assertIn("403 (check `manager_secret` and `manager_id`)", str(error))
+        unknown = client_for_test(self, self.server, manager_id=new_object_id(),
+                                  clock=self.clock)
+        error = await self.assertFailure(unknown.depsgraph(None), UpstreamError)
+        self.assertIn("404 (check `manager_id` and the `flamenco` URL)", str(error))
+        self.server.down_status = 503
+        error = await self.assertFailure(self.client.depsgraph(None), UpstreamError)
+        self.assertNotIn("check", str(error))

@@ -183,6 +183,17 @@ class PusherTests(unittest.TestCase):
         await self.pusher.inspect()
         self.assertEqual(self.batches(), [3])
 
+    @async_test
+    async def test_a_refused_push_logs_which_settings_to_check(self):
+        await self.make(start=False)
+        self.client._auth = b"Basic d3Jvbmc6"  # "wrong:"
+        await self.queue(1)
+        with capturedLogs() as events:
+            await self.pusher.inspect()
+        warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("answered 401 (check `manager_secret` and `manager_id`)", warnings[0])
+
 
 class PushLimitTests(unittest.TestCase):
     make, tick, batches = PusherTests.make, PusherTests.tick, PusherTests.batches

@@ -1,6 +1,7 @@
 """Refetch before hand-out (PROTOCOL §5.5) against the simulated Server, deadline on a Clock."""
 
 from twisted.internet import defer, task
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial import unittest
 
 from flamenco.documents import Task
@@ -103,3 +104,11 @@ class InterpretTests(unittest.TestCase):
         self.assertIs(interpret(task_id, 200, other).freshness, Freshness.GONE)
         good = b'{"_id": "%s", "status": "queued", "commands": []}' % task_id.encode()
         self.assertIs(interpret(task_id, 200, good).freshness, Freshness.CHANGED)
+
+    def test_a_refused_refetch_logs_which_settings_to_check(self):
+        with capturedLogs() as events:
+            interpret(new_object_id(), 401, b"")
+            interpret(new_object_id(), 404, b"")  # the task is gone: no setting to check
+        lines = [formatEvent(e) for e in events]
+        self.assertEqual(len(lines), 1)
+        self.assertIn("401 (check `manager_secret` and `manager_id`)", lines[0])

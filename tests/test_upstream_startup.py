@@ -73,3 +73,28 @@ class StartupNotificationTests(unittest.TestCase):
         await self.advance(10, self.notifier.types)
         self.assertEqual(self.notifier.types.attempts, 2)
         self.assertEqual(len(self.sent("update")), 1)
+
+
+class StoreNotOpenYetTests(unittest.TestCase):
+    @async_test
+    async def test_retried_while_the_store_is_not_open(self):
+        import os
+
+        from flamenco.store.sqlite import SQLiteStore
+
+        server = serve_for_test(self)
+        clock = task.Clock()
+        store = SQLiteStore(os.path.abspath(self.mktemp() + ".sqlite"))  # not opened yet
+        client = client_for_test(self, server, clock=clock, timeout=5)
+        notifier = StartupNotifier(client, store, clock, manager_url="http://10.0.0.5:8083/",
+                                   variables={})
+        notifier.startService()
+        self.addCleanup(notifier.stopService)
+        clock.advance(0.5)
+        await notifier.startup.current
+        self.assertEqual(server.notifications, [])
+        await store.open()
+        self.addCleanup(store.close)
+        clock.advance(30)
+        await notifier.startup.current
+        self.assertEqual([what for what, _ in server.notifications], ["startup"])

@@ -15,11 +15,18 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or refused the operation; the request may be retried."""
 
 
+class StoreUnusable(Exception):
+    """`open()` found the configured database unusable as it is (a path that cannot be
+    opened, a file that is not a database): trying again will not help."""
+
+
 class IStore(Interface):
     description = Attribute("Human-readable location, e.g. 'sqlite:/var/lib/flamenco.db'.")
+    availability = Attribute("The `Availability` every call reports to (lost / back log lines).")
 
     def open():
-        """Create or upgrade the schema / indexes. Fires when ready."""
+        """Create or upgrade the schema / indexes. Fires when ready; fails with StoreUnusable
+        when retrying cannot help, StoreUnavailable when it may."""
 
     def close():
         """Release connections. Fires when closed."""

@@ -59,6 +59,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 from twisted.internet import defer, error as net_error
 from twisted.logger import Logger
+from txmongo import connection as txmongo_connection
 from txmongo.connection import ConnectionPool
 from txmongo.errors import TimeExceeded
 from txmongo.filter import sort
@@ -66,10 +67,16 @@ from zope.interface import implementer
 
 from flamenco import statuses
 from flamenco.documents import LOCAL_TASK_FIELDS, Task, TaskUpdate, Worker
+from flamenco.store.availability import Availability
 from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_update
 from flamenco.timefmt import from_epoch, to_epoch
 
 log = Logger()
+
+# txmongo's factories would log "Starting factory", "Stopping factory" and "will retry in"
+# for every connection attempt; losing the database is logged once by `Availability`.
+txmongo_connection._Connection.noisy = False
+txmongo_connection._Pinger.noisy = False
 
 TASKS = "flamenco_tasks"
 WORKERS = "flamenco_workers"
@@ -130,11 +137,16 @@ def _store_call(method, needs_pool=True):
             if needs_pool and self._pool is None:
                 raise StoreUnavailable("the MongoDB store is not open")
             try:
-                return await method(self, *args, **kwargs)
-            except StoreUnavailable:
+                result = await method(self, *args, **kwargs)
+            except StoreUnavailable as unavailable:
+                self.availability.failed(unavailable)
                 raise
             except _UNAVAILABLE as failure:
-                raise StoreUnavailable(f"MongoDB: {type(failure).__name__}: {failure}") from None
+                unavailable = StoreUnavailable(f"MongoDB: {type(failure).__name__}: {failure}")
+                self.availability.failed(unavailable)
+                raise unavailable from None
+            self.availability.succeeded()
+            return result
 
         return defer.ensureDeferred(run())
 
@@ -163,6 +175,7 @@ class MongoStore:
         self.url, self.database_name = parse_url(url)
         parts = urlsplit(url)
         self.description = f"mongodb://{parts.hostname}:{parts.port or 27017}/{self.database_name}"
+        self.availability = Availability(self.description)
         self.timeout = timeout
         self._clock = clock
         self._pool_size = pool_size
@@ -252,11 +265,13 @@ class MongoStore:
             pool, self._pool = self._pool, None
             await pool.disconnect()
             raise
+        self.availability.opened()
         log.info("opened {description} ({server} {version})", description=self.description,
                  server="FerretDB" if self._ferretdb else "MongoDB",
                  version=info.get("ferretdbVersion") or info.get("version"))
 
     def close(self):
+        self.availability.closed()
         pool, self._pool = self._pool, None
         if pool is None:
             return defer.succeed(None)

@@ -26,7 +26,10 @@ from zope.interface import implementer
 
 from flamenco import statuses
 from flamenco.documents import Task, TaskUpdate, Worker
-from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_update
+from flamenco.store.availability import Availability
+from flamenco.store.interface import (
+    IStore, StoreUnavailable, StoreUnusable, task_changes_for_update,
+)
 from flamenco.timefmt import from_epoch, to_epoch
 
 _SCHEDULABLE_SQL = "status IN ('queued', 'claimed-by-manager', 'soft-failed') AND unfinished_parents = 0"
@@ -50,11 +53,14 @@ def _deferred(method):
         try:
             result = method(self, *args, **kwargs)
         except sqlite3.Error as error:
-            return defer.fail(StoreUnavailable(f"SQLite error: {error}"))
+            unavailable = StoreUnavailable(f"SQLite error: {error}")
+            self.availability.failed(unavailable)
+            return defer.fail(unavailable)
         if self._wrote and self._batch_open:
             waiter: defer.Deferred = defer.Deferred()
             self._waiters.append((waiter, result))
             return waiter
+        self.availability.succeeded()
         return defer.succeed(result)
 
     return wrapper
@@ -83,6 +89,7 @@ class SQLiteStore:
         self.description = f"sqlite:{path}"
         self._synchronous, self._group_commit = SYNC_MODES[sync]
         self._clock = clock
+        self.availability = Availability(self.description)
         self._db: sqlite3.Connection | None = None
         self._batching = False  # group commit in force (after open)
         self._batch_open = False
@@ -90,27 +97,41 @@ class SQLiteStore:
         self._waiters: list[tuple[defer.Deferred, object]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
-    @_deferred
-    def open(self) -> None:
+    def open(self) -> defer.Deferred:
+        """A file that cannot be opened or is not a database will not become one: StoreUnusable."""
+        try:
+            self._open()
+        except sqlite3.Error as error:
+            return defer.fail(StoreUnusable(str(error)))
+        self.availability.opened()
+        return defer.succeed(None)
+
+    def _open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute(f"PRAGMA synchronous = {self._synchronous}")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 2000")
-        self._db = db
-        current = db.execute("PRAGMA user_version").fetchone()[0]
-        for version, script in schema_scripts():
-            if version > current:
-                with self._transaction() as cursor:
-                    for statement in _split_sql(script):
-                        cursor.execute(statement)
-                    cursor.execute(f"PRAGMA user_version = {version:d}")
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA busy_timeout = 2000")
+            self._db = db
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+            for version, script in schema_scripts():
+                if version > current:
+                    with self._transaction() as cursor:
+                        for statement in _split_sql(script):
+                            cursor.execute(statement)
+                        cursor.execute(f"PRAGMA user_version = {version:d}")
+        except BaseException:
+            self._db = None
+            db.close()
+            raise
         self._batching = self._group_commit
 
     @_deferred
     def close(self) -> None:
         self._commit_batch()
         self._batching = False
+        self.availability.closed()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -156,9 +177,12 @@ class SQLiteStore:
         except sqlite3.Error as error:
             if self._db is not None and self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            unavailable = StoreUnavailable(f"SQLite error at commit: {error}")
+            self.availability.failed(unavailable)
             for waiter, _ in waiters:
-                waiter.errback(StoreUnavailable(f"SQLite error at commit: {error}"))
+                waiter.errback(unavailable)
             return
+        self.availability.succeeded()
         for waiter, result in waiters:
             waiter.callback(result)
 

@@ -17,6 +17,8 @@ those types first and says so in `X-Flamenco-Task-Types`), optionally limits the
 per download (`max_tasks_per_download`, like the "N tasks per download" of the 2017 README),
 accepts gzip-compressed request bodies (unless `accept_gzip` is off: then 415), and has knobs
 for failure injection (`down_status`, `hang`) and an `/sim/...` admin API used by the demo.
+`connection_mode` makes it treat connections like other real servers and proxies do
+(`flamenco.testing.connections`); its state and rules are in `server_state`.
 """
 
 from __future__ import annotations
@@ -24,93 +26,22 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import secrets
 import sys
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+from datetime import datetime, timezone
 
-import attrs
 from klein import Klein
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.web.server import Site
 
-from flamenco.ids import is_object_id, new_object_id
-
-DEFAULT_MANAGER_ID = "5a1f0c3e9f1b2c0d4e5f6a70"
-DEFAULT_MANAGER_SECRET = "mgr-token-123"
-DEFAULT_PROJECT = "5a0b00000000000000000001"
-DEFAULT_USER = "5a0b00000000000000000002"
-
-RUNNABLE_JOB = {"2017": {"queued", "active", "cancel-requested"},
-                "2021": {"queued", "active", "cancel-requested", "soft-failed"}}
-CLEAN_SLATE_TASK = {"2017": {"queued", "claimed-by-manager", "active", "cancel-requested"},
-                    "2021": {"queued", "claimed-by-manager", "active", "cancel-requested",
-                             "soft-failed"}}
-SINCE_TASK = {"2017": {"queued", "claimed-by-manager"},
-              "2021": {"queued", "claimed-by-manager", "soft-failed"}}
-ALLOWED_STATUS = {"queued", "claimed-by-manager", "active", "completed", "failed",
-                  "soft-failed", "cancel-requested", "canceled", "paused",
-                  "under-construction"}
-AFTER_CANCEL = {"canceled", "failed", "completed"}
+from flamenco.ids import is_object_id
+from flamenco.testing.connections import KEEP_ALIVE, MODES, ServerConnections, build_site
+from flamenco.testing.server_state import (  # noqa: F401 - DEFAULT_* re-exported for the tests
+    CLEAN_SLATE_TASK, DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET, RUNNABLE_JOB, SINCE_TASK,
+    ServerState, demo_job_tasks)
 
 
-@attrs.define
-class ServerTask:
-    doc: dict  # everything but _updated / _etag
-    updated: datetime
-    etag: str
-    log: str = ""  # the 2021 Server keeps the last few lines here
-
-    def public(self) -> dict:
-        out = dict(self.doc)
-        out["_etag"] = self.etag
-        out["_updated"] = format_datetime(self.updated, usegmt=True)
-        return out
-
-
-@attrs.define
-class ServerJob:
-    id: str
-    manager: str
-    status: str
-    job_type: str
-    priority: int
-    task_ids: list
-
-
-class _Tracked(ProtocolWrapper):
-    def connectionLost(self, reason):
-        ProtocolWrapper.connectionLost(self, reason)
-        self.factory.all_lost()
-
-
-class _TrackingFactory(WrappingFactory):
-    protocol = _Tracked
-
-    def __init__(self, wrapped):
-        super().__init__(wrapped)
-        self._waiting: list[defer.Deferred] = []
-
-    def all_lost(self):
-        if not self.protocols:
-            waiting, self._waiting = self._waiting, []
-            for d in waiting:
-                d.callback(None)
-
-    def close_all(self) -> defer.Deferred:
-        if not self.protocols:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._waiting.append(d)
-        for proto in list(self.protocols):
-            proto.transport.abortConnection()
-        return d
-
-
-class SimulatedServer:
-    """The Server state plus its HTTP API (`self.app`)."""
+class SimulatedServer(ServerState):
+    """The Server state (`ServerState`) plus its HTTP API (`self.app`)."""
 
     app = Klein()
     log = Logger()
@@ -118,49 +49,41 @@ class SimulatedServer:
     def __init__(self, *, manager_id: str = DEFAULT_MANAGER_ID,
                  manager_secret: str = DEFAULT_MANAGER_SECRET, generation: str = "2021",
                  clock=None, accept_gzip: bool = True, max_tasks_per_download: int = 0,
-                 honour_type_hint: bool = True):
-        if clock is None:
-            from twisted.internet import reactor as clock
-        assert generation in ("2017", "2021")
-        self.clock = clock
-        self.generation = generation
-        self.managers: dict[str, str] = {manager_id: manager_secret}  # id -> token
-        self.manager_id = manager_id
-        self.tasks: dict[str, ServerTask] = {}
-        self.jobs: dict[str, ServerJob] = {}
-        self.task_logs: dict[str, dict] = {}  # update _id -> {task, received_on_manager, log}
+                 honour_type_hint: bool = True, connection_mode: str = KEEP_ALIVE,
+                 idle_timeout: float = 0.5):
+        super().__init__(manager_id=manager_id, manager_secret=manager_secret,
+                         generation=generation, clock=clock)
         self.notifications: list[tuple[str, dict]] = []  # ("startup"|"update", body)
         self.accept_gzip = accept_gzip
         self.max_tasks_per_download = max_tasks_per_download
         #: False: behave like the real Server, which ignores `?task_types=`.
         self.honour_type_hint = honour_type_hint
+        #: One of `connections.MODES`; `idle_timeout` is for the `idle-timeout` mode.
+        self.connection_mode = connection_mode
+        self.idle_timeout = idle_timeout
         # -- failure injection and observation --
         self.down_status: int | None = None  # answer every API request with this status
         self.hang: set[str] = set()  # route names ("refetch", "push", ...) or task IDs
         self._hanging: list[defer.Deferred] = []
         self.requests: list[tuple[str, dict]] = []  # (route, details)
         self.pushed_batches: list[dict] = []  # {"count", "gzip", "bytes"}
-        #: (task ID, new status, received_on_manager or None) for every accepted change.
-        self.status_history: list[tuple[str, str, datetime | None]] = []
         self._waiters: list[tuple] = []
-        self._last_stamp = datetime.fromtimestamp(0, timezone.utc)
         self._port = None
-        self._factory = None
+        self._factory: ServerConnections | None = None
 
     # -- serving ---------------------------------------------------------------------------------
-    def site(self) -> Site:
-        site = Site(self.app.resource())
-        site.noisy = False
-        site.displayTracebacks = False
-        return site
-
     def listen(self, reactor=None, port: int = 0, interface: str = "127.0.0.1"):
         if reactor is None:
             from twisted.internet import reactor
-        self._factory = _TrackingFactory(self.site())
-        self._factory.noisy = False
+        site = build_site(self.app.resource(), self.connection_mode, self.idle_timeout)
+        self._factory = ServerConnections(site, self.connection_mode, self.refusal)
         self._port = reactor.listenTCP(port, self._factory, interface=interface)
         return self._port
+
+    def connection_counts(self) -> dict[str, int]:
+        """Connections accepted, and closed for being idle, since `listen`."""
+        return {"opened": self._factory.opened,
+                "idle_timeouts": self._factory.wrappedFactory.idle_timeouts}
 
     @property
     def url(self) -> str:
@@ -201,108 +124,13 @@ class SimulatedServer:
                 entry[2].cancel()
                 entry[1].callback(None)
 
-    # -- Server-side operations (what users do on the Server) ------------------------------------
-    def _stamp(self) -> datetime:
-        """Strictly increasing `_updated` values at millisecond precision, like MongoDB."""
-        now = datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        if now <= self._last_stamp:
-            now = self._last_stamp + timedelta(milliseconds=1)
-        self._last_stamp = now
-        return now
-
-    def _touch(self, task: ServerTask, when: datetime | None = None) -> None:
-        task.updated = when if when is not None else self._stamp()
-        task.etag = secrets.token_hex(10)
-
-    def create_job(self, tasks: list[dict], *, job_type: str = "sleep", priority: int = 50,
-                   manager_id: str | None = None, status: str = "queued") -> tuple[str, list[str]]:
-        """Create a job; `tasks` are partial task documents (name, commands, task_type,
-        priority, `parents` as indices into `tasks` or ObjectIds). Returns (job, task IDs)."""
-        manager_id = manager_id or self.manager_id
-        job_id = new_object_id()
-        ids = [spec.get("_id") or new_object_id() for spec in tasks]
-        for index, spec in enumerate(tasks):
-            parents = [ids[p] if isinstance(p, int) else p for p in spec.get("parents", [])]
-            doc = {
-                "_id": ids[index],
-                "job": job_id,
-                "manager": manager_id,
-                "project": DEFAULT_PROJECT,
-                "user": DEFAULT_USER,
-                "name": spec.get("name", f"task-{index}"),
-                "status": status,
-                "priority": spec.get("priority", 50),
-                "job_priority": priority,
-                "job_type": job_type,
-                "commands": spec.get("commands", [{"name": "echo",
-                                                   "settings": {"message": f"task {index}"}}]),
-                "parents": parents,
-                "activity": "",
-                "worker": "",
-                "task_progress_percentage": 0,
-                "current_command_index": 0,
-                "command_progress_percentage": 0,
-                "_created": format_datetime(datetime.fromtimestamp(
-                    self.clock.seconds(), timezone.utc), usegmt=True),
-            }
-            if spec.get("task_type"):
-                doc["task_type"] = spec["task_type"]
-            self.tasks[ids[index]] = ServerTask(doc=doc, updated=self._stamp(),
-                                                etag=secrets.token_hex(10))
-        self.jobs[job_id] = ServerJob(job_id, manager_id, status, job_type, priority, ids)
-        return job_id, ids
-
-    def set_task(self, task_id: str, **fields) -> None:
-        """A Server-side edit (new `_updated` and `_etag`)."""
-        task = self.tasks[task_id]
-        task.doc.update(fields)
-        self._touch(task)
-
-    def delete_task(self, task_id: str) -> None:
-        del self.tasks[task_id]
-
-    def cancel_job(self, job_id: str) -> None:
-        """What the Server does on a user's cancel: tasks not yet given to a Manager are
-        canceled; the ones a Manager holds become `cancel-requested`."""
-        job = self.jobs[job_id]
-        job.status = "cancel-requested"
-        for task_id in job.task_ids:
-            task = self.tasks.get(task_id)
-            if task is None:
-                continue
-            if task.doc["status"] == "queued":
-                task.doc["status"] = "canceled"
-                self._touch(task)
-            elif task.doc["status"] in ("claimed-by-manager", "active", "soft-failed"):
-                task.doc["status"] = "cancel-requested"
-                self._touch(task)
-        self._update_job(job)
-
-    def _update_job(self, job: ServerJob) -> None:
-        found = [self.tasks[t].doc["status"] for t in job.task_ids if t in self.tasks]
-        if job.status == "cancel-requested":
-            if "cancel-requested" not in found:
-                job.status = "canceled"
-        elif found and all(s == "completed" for s in found):
-            job.status = "completed"
-        elif any(s in ("active", "completed") for s in found) and job.status == "queued":
-            job.status = "active"
-
-    def task_status(self, task_id: str) -> str:
-        return self.tasks[task_id].doc["status"]
-
-    def logs_of(self, task_id: str) -> list[str]:
-        """All log text received for a task, in `received_on_manager` order."""
-        entries = sorted((e for e in self.task_logs.values() if e["task"] == task_id),
-                         key=lambda e: (e["received_on_manager"], e["_id"]))
-        return [e["log"] for e in entries]
-
     # -- request plumbing ------------------------------------------------------------------------
     def _json(self, request, code: int, doc) -> bytes:
+        body = json.dumps(doc).encode("utf-8") + b"\n"
         request.setResponseCode(code)
         request.setHeader(b"Content-Type", b"application/json")
-        return json.dumps(doc).encode("utf-8") + b"\n"
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        return body
 
     def _error(self, request, code: int, message: str) -> bytes:
         return self._json(request, code, {"_status": "ERR",
@@ -318,8 +146,8 @@ class SimulatedServer:
             d = defer.Deferred()
             self._hanging.append(d)
             return d
-        token = self._token(request)
-        if token is None or token not in self.managers.values():
+        token = _token(_header(request, "authorization"))
+        if token not in self.managers.values():
             request.setHeader(b"WWW-Authenticate", b'Basic realm="Flamenco Server"')
             return self._error(request, 401, "Please provide proper credentials")
         if manager_id is not None:
@@ -329,19 +157,22 @@ class SimulatedServer:
                 return self._error(request, 403, "Not your Manager")
         return None
 
-    @staticmethod
-    def _token(request) -> str | None:
-        header = _header(request, "authorization") or ""
-        if not header.startswith("Basic "):
+    def refusal(self, path: str, headers: dict) -> tuple[int, str] | None:
+        """For the `close-before-body` mode: the answer `_gate` and `_body` would give a request
+        to the API from its headers alone (lower-case names), if they refuse it."""
+        if not path.startswith("/api/") or self.down_status is not None:
             return None
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+        if _token(headers.get("authorization", "")) not in self.managers.values():
+            refused = (401, "Please provide proper credentials")
+        elif headers.get("content-encoding", "").lower() == "gzip" and not self.accept_gzip:
+            refused = (415, "gzip request bodies are not supported")
+        else:
             return None
-        return decoded.split(":", 1)[0]
+        self.requests.append(("refused before the body", {"code": refused[0]}))
+        return refused
 
     def _manager_of_token(self, request) -> str:
-        token = self._token(request)
+        token = _token(_header(request, "authorization"))
         return next(mid for mid, tok in self.managers.items() if tok == token)
 
     def _body(self, request):
@@ -501,56 +332,6 @@ class SimulatedServer:
             answer["cancel_task_ids"] = cancel
         return self._json(request, 200, answer)
 
-    def _apply_update(self, manager_id: str, update: dict) -> int | None:
-        """§6.6 for one update: None = not acknowledged, else the number of tasks modified."""
-        task = self.tasks.get(update["task_id"])
-        if task is None:
-            return 0 if self.generation == "2021" else None
-        if task.doc["manager"] != manager_id:
-            return None
-        received = update.get("received_on_manager")
-        try:
-            received_at = datetime.fromisoformat(received.replace("Z", "+00:00")) \
-                if received else None
-        except (AttributeError, ValueError):
-            received_at = None
-        if update.get("log"):
-            if received_at is None and self.generation == "2017":
-                return None
-            self.task_logs[update["_id"]] = {
-                "_id": update["_id"], "task": task.doc["_id"],
-                "received_on_manager": received_at or datetime.now(timezone.utc),
-                "log": update["log"],
-            }
-        doc = task.doc
-        for key in ("task_progress_percentage", "current_command_index",
-                    "command_progress_percentage"):
-            doc[key] = update.get(key, 0)
-        new_status = update.get("task_status") or ""
-        changed = False
-        if new_status and new_status != doc["status"] and new_status in ALLOWED_STATUS:
-            if doc["status"] != "cancel-requested" or new_status in AFTER_CANCEL:
-                doc["status"] = new_status
-                changed = True
-                self.status_history.append((doc["_id"], new_status, received_at))
-        if update.get("activity"):
-            doc["activity"] = update["activity"]
-        if update.get("worker"):
-            doc["worker"] = update["worker"]
-        if self.generation == "2021":
-            if update.get("metrics", {}).get("timing"):
-                doc.setdefault("metrics", {})["timing"] = update["metrics"]["timing"]
-            if update.get("failed_by_workers"):
-                doc["failed_by_workers"] = update["failed_by_workers"]
-            tail = update.get("log_tail") or "\n".join(
-                (update.get("log") or "").splitlines()[-10:])
-            if tail:
-                task.log = tail
-            self._touch(task, max(received_at, self._stamp()) if received_at else None)
-        if changed and doc["job"] in self.jobs:
-            self._update_job(self.jobs[doc["job"]])
-        return 1
-
     # -- admin API for the demo (not part of the real Server) ------------------------------------
     @app.route("/sim/jobs", methods=["POST"])
     def sim_create_job(self, request):
@@ -593,6 +374,17 @@ class SimulatedServer:
         return self._json(request, 200, {"down_status": None})
 
 
+def _token(authorization: str) -> str | None:
+    """The Manager's token: the Basic-auth username."""
+    if not authorization.startswith("Basic "):
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:], validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0]
+
+
 def _header(request, name: str) -> str:
     value = request.getHeader(name.encode("ascii"))
     return value.decode("latin-1") if value is not None else ""
@@ -603,18 +395,6 @@ class _BadBody(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def demo_job_tasks(seconds: int = 2) -> list[dict]:
-    """A small diamond: prepare -> (render-a, render-b) -> merge."""
-
-    def sleep(name, task_type, parents):
-        return {"name": name, "task_type": task_type, "parents": parents,
-                "commands": [{"name": "echo", "settings": {"message": f"{name} starting"}},
-                             {"name": "sleep", "settings": {"time_in_seconds": seconds}}]}
-
-    return [sleep("prepare", "sleep", []), sleep("render-a", "sleep", [0]),
-            sleep("render-b", "sleep", [0]), sleep("merge", "sleep", [1, 2])]
 
 
 def main(argv=None) -> None:
@@ -633,20 +413,28 @@ def main(argv=None) -> None:
                         help="create a four-task diamond job at start")
     parser.add_argument("--no-gzip", action="store_true",
                         help="refuse gzip request bodies with 415")
+    parser.add_argument("--connection-mode", choices=MODES, default=KEEP_ALIVE,
+                        help="how connections are treated, like real servers and proxies do "
+                             "(see flamenco/testing/connections.py)")
+    parser.add_argument("--idle-timeout", type=float, default=0.5, metavar="SECONDS",
+                        help="idle keep-alive timeout of the idle-timeout mode")
     args = parser.parse_args(argv)
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
     server = SimulatedServer(manager_id=args.manager_id, manager_secret=args.manager_secret,
-                             generation=args.generation, accept_gzip=not args.no_gzip)
+                             generation=args.generation, accept_gzip=not args.no_gzip,
+                             connection_mode=args.connection_mode,
+                             idle_timeout=args.idle_timeout)
     if args.demo_job:
         job_id, _ = server.create_job(demo_job_tasks())
         SimulatedServer.log.info("created demo job {job}", job=job_id)
     server.listen(reactor, args.port, args.interface)
     SimulatedServer.log.info(
-        "simulated Flamenco Server ({generation}) on {url}\n"
+        "simulated Flamenco Server ({generation}, {mode}) on {url}\n"
         "  flamenco: {url}\n  manager_id: {manager_id}\n  manager_secret: {secret}\n"
         "  create a job:  curl -X POST {url}sim/jobs\n  watch:  curl {url}sim/state",
-        generation=args.generation, url=server.url, manager_id=args.manager_id,
+        generation=args.generation, mode=args.connection_mode, url=server.url,
+        manager_id=args.manager_id,
         secret=args.manager_secret)
     reactor.run()
 

@@ -19,12 +19,27 @@ from twisted.internet import defer
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import (Agent, HTTPConnectionPool, RequestNotSent,
+                                RequestTransmissionFailed, ResponseNeverReceived)
 
 import treq
 from treq.client import HTTPClient
 
+from flamenco.upstream.gzip_choice import GzipChoice
+
 JSON_TYPE = "application/json"
+
+#: Failures that mean the Server received nothing it answered: the request may be sent again.
+NEVER_ANSWERED = (RequestNotSent, RequestTransmissionFailed, ResponseNeverReceived)
+
+
+def server_error_hint(code: int | None) -> str:
+    """Which setting to check when the Server refuses this Manager, for the log line."""
+    if code in (401, 403):
+        return " (check `manager_secret` and `manager_id`)"
+    if code == 404:
+        return " (check `manager_id` and the `flamenco` URL)"
+    return ""
 
 
 def _deferred(method):
@@ -44,6 +59,24 @@ class UpstreamError(Exception):
         super().__init__(message)
         self.code = code
         self.body = body
+
+
+class _Pool(HTTPConnectionPool):
+    """A pool that notes whether it handed out an idle connection, one the Server may have
+    closed meanwhile (a fresh one is still connecting, so its Deferred has not fired)."""
+
+    retryAutomatically = False  # the client retries itself, for every method (see _request)
+    handed_out_idle = False
+
+    def getConnection(self, key, endpoint):
+        connection = super().getConnection(key, endpoint)
+        self.handed_out_idle = connection.called
+        return connection
+
+
+def _cancelled(error: Exception) -> bool:
+    reasons = getattr(error, "reasons", None) or []
+    return any(reason.check(defer.CancelledError) for reason in reasons)
 
 
 @attrs.frozen
@@ -72,8 +105,8 @@ class UpstreamClient:
     log = Logger()
 
     def __init__(self, base_url: str, manager_id: str, manager_secret: str, *,
-                 timeout: float = 30.0, reactor=None, clock=None, gzip_bodies: bool = True,
-                 persistent: bool = True):
+                 timeout: float = 30.0, reactor=None, clock=None,
+                 gzip_bodies: bool | GzipChoice = True, persistent: bool = True):
         if reactor is None:
             from twisted.internet import reactor as default_reactor
             reactor = default_reactor
@@ -83,12 +116,16 @@ class UpstreamClient:
         self.base_url = base_url.rstrip("/")
         self.manager_id = manager_id
         self.timeout = timeout
-        #: gzip push bodies; switched off for good when the Server refuses them (415).
-        self.gzip_bodies = gzip_bodies
+        #: Whether push bodies are gzipped (a bool: learnt in memory only, not remembered).
+        self.gzip_choice = gzip_bodies if isinstance(gzip_bodies, GzipChoice) else GzipChoice(
+            None, self.clock, self.base_url, enabled=gzip_bodies)
         self._auth = b"Basic " + base64.b64encode(manager_secret.encode("utf-8") + b":")
-        self._pool = HTTPConnectionPool(reactor, persistent=persistent)
+        self._pool = _Pool(reactor, persistent=persistent)
         self._pool.maxPersistentPerHost = 8
         self._http = HTTPClient(Agent(reactor, pool=self._pool))
+        #: For the one retry of a request that failed on an idle pooled connection.
+        self._fresh = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor,
+                                                                        persistent=False)))
 
     def close(self) -> defer.Deferred:
         """Close idle connections (on service stop and in tests)."""
@@ -153,11 +190,37 @@ class UpstreamClient:
         return outer
 
     async def _request(self, method, url, headers, data, params, timeout) -> Response:
-        response = await self._http.request(
-            method, url, headers=headers, data=data, params=params,
-            allow_redirects=False, timeout=timeout, reactor=self.clock,
-        )
+        """One request; sent once more, on a new connection, if the idle pooled connection it
+        went out on turns out closed by the Server before any byte of an answer arrived (an
+        HTTP/1.0 Server, a proxy closing after errors, an idle keep-alive timeout).
+
+        Sending twice is safe for every request of this client: GETs only read, notifications
+        replace what the Server knows of this Manager, and a push the Server did receive and
+        apply is applied again harmlessly: it de-duplicates task updates by their `_id` (their
+        logs are stored replace-or-insert by update ID, PROTOCOL §6.6 step 4) and setting the
+        same fields and status again changes nothing, so the updates are acknowledged again.
+        """
+        def send(http: HTTPClient) -> defer.Deferred:
+            return http.request(method, url, headers=headers, data=data, params=params,
+                                allow_redirects=False, timeout=timeout, reactor=self.clock)
+
+        self._pool.handed_out_idle = False
+        sent = send(self._http)  # the pool hands out a connection synchronously
+        idle = self._pool.handed_out_idle
+        try:
+            response = await sent
+        except NEVER_ANSWERED as error:
+            if not idle or _cancelled(error):
+                raise
+            self.log.debug("{method} {url}: the reused connection was closed by the Server "
+                           "before it answered; sending again on a new connection",
+                           method=method, url=url)
+            response = await send(self._fresh)
         body = await treq.content(response)
+        if response.version[1:] < (1, 1):
+            # An HTTP/1.0 answer: the Server closes this connection (Twisted only honours an
+            # explicit `Connection: close`). Drop it from the pool before anyone reuses it.
+            self._pool.closeCachedConnections()
         found = {}
         for name, values in response.headers.getAllRawHeaders():
             found[name.decode("latin-1").lower()] = values[0].decode("latin-1")
@@ -165,7 +228,7 @@ class UpstreamClient:
 
     async def _post_json(self, url: str, body: Any, *, compress: bool = False) -> Response:
         raw = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        if compress and self.gzip_bodies:
+        if compress and await self.gzip_choice.compress():
             response = await self.request(
                 "POST", url, data=gzip.compress(raw, compresslevel=6),
                 headers={"Content-Type": JSON_TYPE, "Content-Encoding": "gzip"},
@@ -173,13 +236,13 @@ class UpstreamClient:
             # 415 is the proper refusal; a Server that cannot decode gzip at all fails to
             # parse the body as JSON and answers 400. Either way, try once without gzip.
             if response.code not in (415, 400):
+                if response.code < 300:
+                    await self.gzip_choice.accepted()
                 return response
             plain = await self.request("POST", url, data=raw,
                                        headers={"Content-Type": JSON_TYPE})
             if response.code == 415 or plain.code < 300:
-                self.log.warn("the Server refused gzip bodies ({code}); sending them "
-                              "uncompressed from now on", code=response.code)
-                self.gzip_bodies = False
+                await self.gzip_choice.refused(response.code)
             return plain
         return await self.request("POST", url, data=raw, headers={"Content-Type": JSON_TYPE})
 
@@ -187,7 +250,8 @@ class UpstreamClient:
     def _expect(response: Response, what: str, ok=range(200, 300)) -> Response:
         if response.code not in ok:
             raise UpstreamError(
-                f"{what}: the Server answered {response.code}", response.code, response.body
+                f"{what}: the Server answered {response.code}{server_error_hint(response.code)}",
+                response.code, response.body,
             )
         return response
 

@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco.documents import InvalidDocument, parse_server_task
+from flamenco.logs import log_failure
 from flamenco.timefmt import utc_now
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
 from flamenco.upstream.client import UpstreamClient, UpstreamError
@@ -128,7 +129,7 @@ class TaskDownloader(Service):
             try:
                 await self.download(hint)
             except Exception:  # noqa: BLE001 - never let one round stop the loop
-                self.log.failure("task download failed")
+                log_failure(self.log, "task download failed")
 
     async def download(self, hint: tuple[str, ...] = ()) -> int:
         """One depsgraph round; returns the number of tasks stored."""

@@ -17,6 +17,7 @@ from flamenco.updates import UpdateQueue
 from flamenco.upstream import ITaskSource
 from flamenco.upstream.client import UpstreamClient
 from flamenco.upstream.downloader import TaskDownloader
+from flamenco.upstream.gzip_choice import GzipChoice
 from flamenco.upstream.pusher import UpdatePusher
 from flamenco.upstream.refetch import Refetcher
 from flamenco.upstream.startup import StartupNotifier
@@ -66,7 +67,9 @@ def build_upstream(config: Config, store, updates: UpdateQueue, clock: IReactorT
     if client is None:
         client = UpstreamClient(config.flamenco, config.manager_id, config.manager_secret,
                                 timeout=config.upstream_timeout_seconds, reactor=reactor,
-                                clock=clock, gzip_bodies=config.upstream_gzip)
+                                clock=clock,
+                                gzip_bodies=GzipChoice(store, clock, config.flamenco,
+                                                       enabled=config.upstream_gzip))
     refetcher = Refetcher(client, clock, config.refetch_timeout_seconds)
     downloader = TaskDownloader(
         client, store, clock,

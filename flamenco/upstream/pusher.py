@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from flamenco import upstream_limits
 from flamenco.cancellation import CancelRequests
+from flamenco.logs import log_failure
 from flamenco.timefmt import utc_now
 from flamenco.upstream.client import UpstreamClient, UpstreamError
 
@@ -100,7 +101,7 @@ class UpdatePusher(Service):
         if self._busy is not None:
             return defer.succeed(None)
         busy = defer.ensureDeferred(self._inspect())
-        busy.addErrback(lambda f: self.log.failure("update push round failed", f))
+        busy.addErrback(lambda f: log_failure(self.log, "update push round failed", f))
         if busy.called:
             return busy
         self._busy = busy
@@ -168,7 +169,7 @@ class UpdatePusher(Service):
             removed = await self.store.ack_updates(handled)
             self.pushed += removed
         except Exception:  # noqa: BLE001 - cancel handling must still happen
-            self.log.failure("removing {n} acknowledged updates failed", n=len(handled))
+            log_failure(self.log, "removing {n} acknowledged updates failed", n=len(handled))
         if len(handled) < len(sent_ids):
             self.log.warn("the Server handled {handled} of {sent} pushed updates; the others "
                           "stay queued", handled=len(handled), sent=len(sent_ids))
@@ -176,9 +177,8 @@ class UpdatePusher(Service):
         self.cancels.acknowledged(handled)
         if answer["cancel_task_ids"]:
             await self.cancels.handle(answer["cancel_task_ids"])
-        if batch:
-            self.log.debug("pushed {sent} updates, {handled} acknowledged",
-                           sent=len(sent_ids), handled=len(handled))
+        self.log.debug("pushed {sent} updates: {handled} acknowledged, cancel requested: {cancel}",
+                       sent=len(sent_ids), handled=len(handled), cancel=answer["cancel_task_ids"])
         return len(batch) >= self.max_count and len(handled) == len(sent_ids)
 
     async def _give_up_on_stuck(self, batch, handled: set[str]) -> None:

@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from flamenco.documents import InvalidDocument, decode_json_object, parse_server_task
 from flamenco.upstream import Freshness, Refetched
-from flamenco.upstream.client import UpstreamClient, UpstreamError
+from flamenco.upstream.client import UpstreamClient, UpstreamError, server_error_hint
 
 log = Logger()
 
@@ -26,6 +26,10 @@ def interpret(task_id: str, code: int, body: bytes) -> Refetched:
     """The §5.5 table: what a refetch answer means for the cached task."""
     if code == 304:
         return UNCHANGED
+    if code in (401, 403):
+        log.warn("refetch of task {task}: the Server answered {code}{hint}; cancelling locally",
+                 task=task_id, code=code, hint=server_error_hint(code))
+        return GONE
     if code == 204 or 400 <= code < 500:
         return GONE
     if code == 200:

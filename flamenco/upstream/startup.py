@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from flamenco.store.interface import StoreUnavailable
 from flamenco.upstream.client import UpstreamClient, UpstreamError
 
 
@@ -63,7 +64,7 @@ class _RetryUntilAccepted:
         self.attempts += 1
         try:
             await self.attempt()
-        except UpstreamError as error:
+        except (UpstreamError, StoreUnavailable) as error:
             self.log.warn("{what} failed ({error}); retrying in {retry} s", what=self.what,
                           error=str(error), retry=self.retry)
             self.call = self.clock.callLater(self.retry, self._go)

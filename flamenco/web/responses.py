@@ -100,7 +100,8 @@ def endpoint(handler=None, *, when_store_unavailable=None):
         except StoreUnavailable as error:
             if when_store_unavailable is not None:
                 return when_store_unavailable(request)
-            log.warn("database unavailable: {error}", error=error)
+            # The store's Availability has logged the outage once; not every request.
+            log.debug("database unavailable: {error}", error=error)
             return json_error(request, 503, "database unavailable, try again later", str(error))
         except CancelledError:
             raise  # the client hung up; Klein has nobody to answer

@@ -6,6 +6,7 @@ from ipaddress import ip_address
 from urllib.parse import parse_qs
 
 from klein import Klein
+from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
@@ -16,6 +17,8 @@ from flamenco.documents import (
 from flamenco.errors import BadRequest, Forbidden, UnknownTask
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.web.responses import endpoint, json_error, json_response, no_content, read_body
+
+log = Logger()
 
 
 def _may_keep_running_by_default(request: IRequest) -> bytes:
@@ -231,6 +234,7 @@ class WorkerAPI:
     @endpoint
     async def kick(self, request):
         self._require_loopback(request)
+        log.info("operator asked for a task download now (/kick)")
         self.manager.task_source.download_now()
         return json_response(request, {"message": "Kicked task downloader"})
 
@@ -239,4 +243,6 @@ class WorkerAPI:
     async def timeout(self, request):
         self._require_loopback(request)
         failed = await self.manager.timeouts.sweep()
+        log.info("operator ran the task timeout check (/timeout): {count} tasks timed out",
+                 count=len(failed))
         return json_response(request, {"message": "Kicked task timeouter", "failed": failed})
