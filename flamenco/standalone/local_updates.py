@@ -22,6 +22,7 @@ from flamenco import statuses
 from flamenco.jobs import status as job_status
 from flamenco.standalone.local_queue import LocalUpdateQueue
 from flamenco.standalone.service import JobService
+from flamenco.store.interface import StoreUnavailable
 from flamenco.timefmt import utc_now
 
 LEASE_NAME = "local-jobs"
@@ -68,7 +69,7 @@ class LocalUpdates(Service):
         if self._busy is not None:
             return defer.succeed(None)
         busy = defer.ensureDeferred(self._round())
-        busy.addErrback(lambda f: self.log.failure("local job round failed", f))
+        busy.addErrback(self._round_failed)
         if busy.called:
             return busy
         self._busy = busy
@@ -78,6 +79,13 @@ class LocalUpdates(Service):
             return result
 
         return busy.addBoth(idle)
+
+    def _round_failed(self, failure) -> None:
+        # The store reports its own outages (once); the next round tries again.
+        if failure.check(StoreUnavailable):
+            self.log.debug("local job round skipped: {error}", error=failure.value)
+        else:
+            self.log.failure("local job round failed", failure)
 
     async def _round(self) -> None:
         store = self.updates.store
