@@ -183,6 +183,8 @@ class Config:
     task_logs_path: str = "task-logs"
     #: IANA zone the sleep schedules' times are in; empty = the system's.
     sleep_schedule_timezone: str = attrs.field(default="", validator=_time_zone)
+    #: Stand-alone mode: name -> platform -> path prefix, mapped both ways (flamenco.jobs.twoway).
+    two_way_variables: dict = attrs.field(factory=dict)
 
     @property
     def sleep_schedule_zone(self):
@@ -308,8 +310,8 @@ def _convert(key: str, value):
         if not isinstance(value, str):
             raise ConfigError(f"listen: expected host:port as a string, not {value!r}")
         return ListenAddress.parse(value)
-    if key == "variables":
-        return _check_variables(value)
+    if key in ("variables", "two_way_variables"):
+        return _check_variables(value, key)
     if key == "worker_cleanup_status":
         return _string_tuple(key, value)
     if key == "server_generation":
@@ -331,19 +333,19 @@ def _convert(key: str, value):
     return value
 
 
-def _check_variables(value) -> dict:
+def _check_variables(value, key: str = "variables") -> dict:
     if not isinstance(value, dict):
-        raise ConfigError("variables: expected a mapping of name -> platform -> value")
+        raise ConfigError(f"{key}: expected a mapping of name -> platform -> value")
     for name, per_platform in value.items():
         if not isinstance(per_platform, dict):
-            raise ConfigError(f"variables.{name}: expected a mapping of platform -> value")
+            raise ConfigError(f"{key}.{name}: expected a mapping of platform -> value")
         for platform, text in per_platform.items():
             if platform not in PLATFORMS:
                 raise ConfigError(
-                    f"variables.{name}: unknown platform {platform!r} (use {', '.join(PLATFORMS)})"
+                    f"{key}.{name}: unknown platform {platform!r} (use {', '.join(PLATFORMS)})"
                 )
             if not isinstance(text, str):
-                raise ConfigError(f"variables.{name}.{platform}: expected a string")
+                raise ConfigError(f"{key}.{name}.{platform}: expected a string")
     return value
 
 

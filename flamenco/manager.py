@@ -22,6 +22,8 @@ from flamenco.operator_view import OperatorView, build_operator_view
 from flamenco.quarantine import SickWorkers
 from flamenco.scheduler import Scheduler
 from flamenco.sleep_schedules import SleepScheduler
+from flamenco.standalone.service import JobService
+from flamenco.standalone.wiring import build_standalone
 from flamenco.store.interface import StoreUnusable
 from flamenco.store.observed import ObservedStore
 from flamenco.task_logs import TaskLogs
@@ -131,6 +133,8 @@ class Manager:
     worker_cleanup: WorkerCleanup | None = None
     operator: OperatorView | None = None
     clock: IReactorTime | None = None
+    #: Stand-alone mode (no Server configured): the job service behind `/api/jobs`.
+    jobs: JobService | None = None
 
     @property
     def resource(self) -> IResource:
@@ -174,21 +178,27 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         clock = reactor
     lease_holder = lease_holder or new_object_id()
     bus = EventBus()
-    store = ObservedStore(store, bus)
+    backend, store = store, ObservedStore(store, bus)
     services = MultiService()
     StoreService(store, clock, startup_timeout=config.database_startup_timeout_seconds,
                  on_startup_failure=on_startup_failure).setServiceParent(services)
     task_logs = TaskLogs(store, config.task_logs_path) if config.task_logs_path else None
-    updates = UpdateQueue(store, clock, task_logs)
     task_source: ITaskSource = NoServer()
+    jobs = None
+    updates: UpdateQueue
     if config.has_upstream:
         from flamenco.upstream.link import build_upstream
 
+        updates = UpdateQueue(store, clock, task_logs)
         task_source, upstream_services = build_upstream(config, store, updates, clock, lease_holder)
         for service in upstream_services:
             service.setServiceParent(services)
     else:
-        log.warn("no Flamenco Server configured ('flamenco' is empty): running stand-alone")
+        log.warn("no Flamenco Server configured ('flamenco' is empty): running stand-alone,"
+                 " jobs are submitted to this Manager (/api/jobs)")
+        updates, jobs, job_rounds = build_standalone(config, store, backend, clock,
+                                                     lease_holder, task_logs)
+        job_rounds.setServiceParent(services)
     quarantine = SickWorkers(store, jobs=config.sick_worker_jobs,
                              window=config.sick_worker_window)
     failures = FailureHandling(
@@ -238,7 +248,8 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         task_source=task_source,
         workers=workers,
         task_updates=task_updates,
-        scheduler=Scheduler(store, updates, task_source, config.variables),
+        scheduler=Scheduler(store, updates, task_source,
+                            {**config.two_way_variables, **config.variables}),
         timeouts=timeouts,
         services=services,
         lease_holder=lease_holder,
@@ -251,4 +262,5 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         worker_cleanup=worker_cleanup,
         operator=build_operator_view(config, store, bus, workers, task_source, clock),
         clock=clock,
+        jobs=jobs,
     )

@@ -460,6 +460,10 @@ class FarmContract:
         self.assertEqual(await farm.failed_tasks(a.id, task["job"], "sleep"), [])
         self.assertEqual(await farm.jobs_failed_since(a.id, T0 - timedelta(seconds=1)), 2)
         self.assertEqual(await farm.jobs_failed_since(a.id, T0 + timedelta(minutes=1)), 1)
+        await farm.clear_failures(task["_id"])  # an operator re-queued it
+        self.assertEqual(await farm.failers(task["_id"]), [])
+        self.assertEqual(await farm.failed_tasks(a.id, task["job"], "render"), [])
+        self.assertEqual(len(await farm.failers(other_job_task["_id"])), 1)
 
     @async_test
     async def test_blocklist_entries_expire_and_can_be_removed(self):

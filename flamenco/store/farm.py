@@ -90,6 +90,9 @@ class IFarmStore(Interface):
     def failers(task_id):
         """Fires with the task's failers, as `record_failure` returns them."""
 
+    def clear_failures(task_id):
+        """Forget who failed the task (an operator re-queued it): any Worker may get it again."""
+
     def failed_tasks(worker_id, job_id, task_type):
         """Fires with the IDs of the tasks of (job, type) this Worker failed."""
 

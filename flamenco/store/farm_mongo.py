@@ -127,6 +127,10 @@ class MongoFarm:
     async def failers(self, task_id):
         return await self._failers(task_id)
 
+    @_store_call
+    async def clear_failures(self, task_id):
+        await self.store._db(self.store._coll(FAILURES).delete_many({"task_id": task_id}))
+
     async def _failers(self, task_id) -> list[dict]:
         docs = await self.store._find(FAILURES, {"task_id": task_id},
                                       sort_by=[("failed_at", 1), ("worker_id", 1)])

@@ -65,6 +65,11 @@ class SQLiteFarm:
     def failers(self, task_id):
         return self._failers(task_id)
 
+    @_deferred
+    def clear_failures(self, task_id):
+        with self.store._transaction() as cursor:
+            cursor.execute("DELETE FROM task_failures WHERE task_id = ?", (task_id,))
+
     def _failers(self, task_id) -> list[dict]:
         rows = self._query("SELECT worker_id, identifier FROM task_failures WHERE task_id = ?"
                            " ORDER BY failed_at, worker_id", (task_id,))

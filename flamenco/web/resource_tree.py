@@ -9,6 +9,7 @@ from twisted.web.static import File
 
 from flamenco.web.events_stream import EventStream
 from flamenco.web.health_api import HealthAPI
+from flamenco.web.jobs_api import JobsAPI
 from flamenco.web.login import LoginPages
 from flamenco.web.operator_api import OperatorAPI
 from flamenco.web.root import ManagerRoot
@@ -37,4 +38,5 @@ def build_resource(manager) -> IResource:
         health=health,
         access=view.access,
         metrics=view.metrics,
+        jobs=None if manager.jobs is None else JobsAPI(manager.jobs, manager.config).app.resource(),
     )

@@ -43,10 +43,11 @@ class RefusalPage(Resource):
 class ManagerRoot(Resource):
     def __init__(self, *, workers: IResource, operator: IResource, events: IResource,
                  dashboard: File, login: IResource, health: IResource | None,
-                 access: AccessPolicy, metrics: ManagerMetrics):
+                 access: AccessPolicy, metrics: ManagerMetrics, jobs: IResource | None = None):
         super().__init__()
         self.workers = workers
         self.operator = operator
+        self.jobs = jobs  # stand-alone mode: `/api/jobs...`
         self.events = events
         self.dashboard = dashboard
         self.login = login
@@ -73,6 +74,8 @@ class ManagerRoot(Resource):
             if name == b"app":
                 return self.dashboard
             request.setHeader(b"Cache-Control", b"no-store")  # live data
+            if self.jobs is not None and name == b"api" and request.postpath[:1] == [b"jobs"]:
+                return self._whole_path(self.jobs, request)
             return self._whole_path(self.operator, request)
         if name in LEGACY_OPERATOR and not self.access.same_origin(request):
             return RefusalPage(Refusal(403, "cross-origin request refused"))

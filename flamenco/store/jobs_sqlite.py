@@ -1,0 +1,101 @@
+"""The jobs part of the embedded store: table `jobs` (schema 020), on the `SQLiteStore`'s
+connection, so its writes join the store's group commit."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from zope.interface import implementer
+
+from flamenco.store.jobs import UPDATABLE, IJobStore, Job
+from flamenco.store.sqlite import _TASK_COLUMNS, SQLiteStore, _deferred, _task_from_row
+from flamenco.timefmt import from_epoch
+
+_JOB_COLUMNS = ("id", "name", "type", "priority", "status", "settings", "submitter_platform",
+                "created", "updated")
+_BY_JOB = "json_extract(doc, '$.job')"
+
+
+def _through_store(method):
+    """Run the method as one of the store's own (Deferred result, StoreUnavailable, group
+    commit)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        return _deferred(lambda store: method(self, *args, **kwargs))(self.store)
+
+    return wrapper
+
+
+def _job_from_row(row: tuple) -> Job:
+    fields = dict(zip(_JOB_COLUMNS, row))
+    fields["settings"] = json.loads(fields["settings"])
+    fields["created"] = from_epoch(fields["created"])
+    fields["updated"] = from_epoch(fields["updated"])
+    return Job(**fields)
+
+
+def _column_value(name: str, value):
+    return value.timestamp() if name in ("created", "updated") else value
+
+
+@implementer(IJobStore)
+class SQLiteJobStore:
+    def __init__(self, store: SQLiteStore):
+        self.store = store
+
+    @_through_store
+    def add_job(self, job: Job) -> None:
+        values = {name: _column_value(name, getattr(job, name)) for name in _JOB_COLUMNS}
+        values["settings"] = json.dumps(job.settings, separators=(",", ":"))
+        with self.store._transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)})"
+                f" VALUES ({', '.join(':' + name for name in _JOB_COLUMNS)})", values)
+
+    @_through_store
+    def get_job(self, job_id: str) -> Job | None:
+        rows = self.store._query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?",
+                                 (job_id,))
+        return _job_from_row(rows[0]) if rows else None
+
+    @_through_store
+    def list_jobs(self, status: str | None = None) -> list[Job]:
+        columns = ", ".join(_JOB_COLUMNS)
+        if status is None:
+            rows = self.store._query(f"SELECT {columns} FROM jobs ORDER BY id")
+        else:
+            rows = self.store._query(
+                f"SELECT {columns} FROM jobs WHERE status = ? ORDER BY id", (status,))
+        return [_job_from_row(row) for row in rows]
+
+    @_through_store
+    def update_job(self, job_id: str, changes: dict, only_from=None) -> bool:
+        unknown = set(changes) - UPDATABLE
+        if unknown:
+            raise TypeError(f"job fields that cannot be updated: {sorted(unknown)}")
+        values = {name: _column_value(name, value) for name, value in changes.items()}
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        condition = ""
+        if only_from is not None:
+            allowed = {f"from{index}": status for index, status in enumerate(only_from)}
+            condition = f" AND status IN ({', '.join(':' + key for key in allowed)})"
+            values.update(allowed)
+        with self.store._transaction() as cursor:
+            cursor.execute(f"UPDATE jobs SET {assignments} WHERE id = :job_id{condition}",
+                           dict(values, job_id=job_id))
+            return cursor.rowcount > 0
+
+    @_through_store
+    def job_tasks(self, job_id: str) -> list:
+        rows = self.store._query(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {_BY_JOB} = ? ORDER BY id", (job_id,))
+        return [_task_from_row(row) for row in rows]
+
+    @_through_store
+    def delete_job(self, job_id: str) -> bool:
+        with self.store._transaction() as cursor:
+            cursor.execute(f"DELETE FROM tasks WHERE {_BY_JOB} = ?", (job_id,))
+            cursor.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            return cursor.rowcount > 0
