@@ -11,6 +11,7 @@ from flamenco.timefmt import rfc3339
 PUBLIC_WORKER_FIELDS = (
     "nickname", "address", "platform", "supported_types", "generation", "status",
     "status_requested", "lazy_status_request", "current_task", "last_activity", "software",
+    "approved",
 )
 
 

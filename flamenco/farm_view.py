@@ -28,6 +28,7 @@ WORKER_ACTIONS = {
     "wake": statuses.W_AWAKE,
     "shutdown": statuses.W_SHUTDOWN,
     "ack-timeout": None,
+    "approve": None,  # worker_registration: approve
 }
 #: A Worker may be forgotten only when it is not working (PROTOCOL §5.10.1 statuses).
 FORGETTABLE = frozenset({"", statuses.W_OFFLINE, statuses.W_DOWN, statuses.W_TIMEOUT,
@@ -68,9 +69,11 @@ class FarmView:
             return None
         if action not in WORKER_ACTIONS:
             raise BadRequest(f"unknown action {action!r}; use one of "
-                             f"{', '.join(sorted([*WORKER_ACTIONS, 'forget']))}")
+                             f"{', '.join(sorted([*WORKER_ACTIONS, 'approve', 'forget']))}")
         status = WORKER_ACTIONS[action]
-        if status is None:
+        if action == "approve":
+            await self.workers.approve(worker_id)
+        elif status is None:
             await self.workers.acknowledge_timeout(worker_id)
         else:
             await self.workers.request_status(worker_id, status, lazy)

@@ -106,6 +106,16 @@ class WorkerViewTests(TestCase):
         self.assertEqual(stored.status_requested, statuses.W_SHUTDOWN)
 
     @async_test
+    async def test_approve_lets_a_waiting_worker_get_tasks(self):
+        farm = await Farm(self, worker_registration="approve").start()
+        worker_id, _ = await farm.m.register()
+        waiting = await farm.get(f"/api/workers/{worker_id}")
+        self.assertIs(waiting.json["approved"], False)
+        approved = await farm.post(f"/api/workers/{worker_id}/actions", {"action": "approve"})
+        self.assertEqual((approved.code, approved.json["approved"]), (200, True), approved.body)
+        self.assertTrue((await farm.m.store.get_worker(worker_id)).approved)
+
+    @async_test
     async def test_bad_actions_are_4xx_and_change_nothing(self):
         farm = await Farm(self).start()
         worker_id, _ = await farm.m.register()

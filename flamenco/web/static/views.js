@@ -52,6 +52,10 @@ export function workerRow(worker, onAction, onTask) {
     : null;
   const actions = ACTIONS.map(([action, label]) =>
     element("button", { type: "button", dataset: { action }, onclick: () => onAction(worker.id, action) }, label));
+  if (worker.approved === false) {
+    actions.unshift(element("button", { type: "button", dataset: { action: "approve" },
+      onclick: () => onAction(worker.id, "approve") }, "Approve"));
+  }
   if (worker.status === "timeout") {
     actions.push(element("button", { type: "button", dataset: { action: "ack-timeout" },
       onclick: () => onAction(worker.id, "ack-timeout") }, "Ack time-out"));
