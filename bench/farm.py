@@ -176,7 +176,8 @@ def print_table(header: tuple, lines: list[tuple]) -> None:
             print("  ".join("-" * width for width in widths))
 
 
-def report(options, recorder: Recorder, cpu: dict, meter: ProcessMeter) -> None:
+def report(options, recorder: Recorder, cpu: dict, meter: ProcessMeter,
+           registered: dict) -> None:
     print(f"\n{options.workers} Workers ({options.share_2_0:.0%} 2.0), ramp {options.ramp:.0f} s,"
           f" steady {options.seconds:.0f} s, cadence {options.cadence}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -196,12 +197,12 @@ def report(options, recorder: Recorder, cpu: dict, meter: ProcessMeter) -> None:
         print("errors: none")
     print()
     print_table(("phase", "seconds", "requests/s", "tasks completed/s", "Manager CPU",
-                 "Manager RSS MiB"),
+                 "Manager RSS MiB", "Workers registered at the end"),
                 [(phase, f"{recorder.phase_seconds[phase]:.0f}",
                   f"{sum(len(v) for (p, _), v in recorder.latencies.items() if p == phase) / recorder.phase_seconds[phase]:,.0f}",
                   f"{recorder.completed[phase] / recorder.phase_seconds[phase]:,.1f}",
                   f"{cpu[phase] / recorder.phase_seconds[phase]:.0%}",
-                  f"{meter.max_rss_mib:.0f} (max)")
+                  f"{meter.max_rss_mib:.0f} (max)", f"{registered[phase]:,}")
                  for phase in ("ramp", "steady")])
 
 
@@ -245,13 +246,15 @@ async def run(options) -> None:
         await task.deferLater(reactor, options.ramp, lambda: None)
         recorder.phase_seconds["ramp"] = time.perf_counter() - started
         cpu = {"ramp": meter.cpu_seconds() - cpu_start}
+        registered = {"ramp": sum(bool(w.worker_id) for w in workers)}
         recorder.phase, started, cpu_start = "steady", time.perf_counter(), meter.cpu_seconds()
         await task.deferLater(reactor, options.seconds, lambda: None)
         recorder.phase_seconds["steady"] = time.perf_counter() - started
         cpu["steady"] = meter.cpu_seconds() - cpu_start
+        registered["steady"] = sum(bool(w.worker_id) for w in workers)
         recorder.phase = "stopping"
         rss_sampler.stop()
-        report(options, recorder, cpu, meter)
+        report(options, recorder, cpu, meter, registered)
         for worker in workers:
             worker.stop()
         await defer.DeferredList(loops, consumeErrors=True)

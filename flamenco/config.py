@@ -154,7 +154,10 @@ class Config:
     worker_auth_failure_limit: int = attrs.field(default=50, validator=_positive)
     worker_auth_failure_window_seconds: float = attrs.field(default=60, validator=_positive)
     #: bcrypt cost (log2 rounds) for new Worker secrets; each +1 doubles the time per hash.
-    worker_secret_bcrypt_cost: int = attrs.field(default=10, validator=_bcrypt_cost)
+    #: 8, not the 2017 Manager's 10: both Worker generations make their secret of 64 random
+    #: letters and digits, which no guessing reaches at any cost, while every registration of
+    #: a storm pays the cost (README, "Choosing the bcrypt cost").
+    worker_secret_bcrypt_cost: int = attrs.field(default=8, validator=_bcrypt_cost)
     #: Threads that do nothing but bcrypt work (registrations, first sign-ons).
     worker_secret_hashing_threads: int = attrs.field(default=1, validator=_positive)
     #: bcrypt hash of the operator password (`--hash-password` prints one); empty: the operator

@@ -116,6 +116,9 @@ class WorkerService:
             approved=self.registration != "approve",
         )
         await self.store.add_worker(worker)
+        # The secret is known right now: the Worker's sign-on and first requests need no
+        # second bcrypt run (half the hashing of a registration storm).
+        self.credentials.remember(worker, registration.secret.encode("utf-8"))
         self.task_source.types_changed()
         log.info("registered worker {worker} ({id}), types {types}",
                  worker=worker.identifier, id=worker.id, types=list(worker.supported_types))

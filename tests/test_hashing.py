@@ -119,6 +119,16 @@ class StormTests(TestCase):
         self.assertEqual((self.pool.started, await m.store.count_workers()), (1, 0))
 
     @async_test
+    async def test_a_registered_worker_signs_on_without_a_second_hash(self):
+        m = await self.manager()
+        started = self.pool.started
+        worker = await m.register(generation="2.x")
+        self.assertEqual(self.pool.started, started + 1, "the registration's hash")
+        self.assertEqual((await m.request("POST", "/sign-on", auth=worker)).code, 204)
+        self.assertEqual((await m.request("POST", "/task", auth=worker)).code, 204)
+        self.assertEqual(self.pool.started, started + 1, "nothing hashed after it")
+
+    @async_test
     async def test_known_workers_sign_on_from_the_cache_while_the_pool_is_full(self):
         m = await self.manager()
         known = await m.register(generation="2.x")
