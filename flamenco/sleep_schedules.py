@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from flamenco import statuses
 from flamenco.documents import InvalidDocument
 from flamenco.errors import BadRequest, UnknownWorker
-from flamenco.housekeeping import PeriodicJob
+from flamenco.periodic import PeriodicJob
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.store.farm import SleepSchedule
 

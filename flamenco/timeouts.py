@@ -6,15 +6,13 @@ a Manager crash): it is re-queued for any Worker instead of failed."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from twisted.application.service import Service
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from flamenco import statuses
 from flamenco.documents import Task
-from flamenco.store.interface import StoreUnavailable
+from flamenco.periodic import PeriodicJob
 from flamenco.timefmt import log_stamp, rfc3339
 from flamenco.updates import UpdateQueue
 
@@ -23,56 +21,27 @@ log = Logger()
 LEASE_NAME = "task-timeout-sweep"
 
 
-class TaskTimeoutChecker(Service):
+class TaskTimeoutChecker(PeriodicJob):
     """Every `interval` seconds, after a start-up `grace` period so workers can report back
     after a Manager outage, fail the active tasks not pinged within `timeout` seconds."""
 
     name = "task-timeout-checker"
+    lease_name = LEASE_NAME
 
     def __init__(self, store, updates: UpdateQueue, clock, *, timeout: float, interval: float,
                  grace: float, lease_holder: str, worker_timeouts=None):
-        self.store = store
+        super().__init__(store, clock, first=grace, interval=interval,
+                         lease_holder=lease_holder)
         #: `housekeeping.WorkerTimeouts`, run first in every sweep (§4.5 E7/E8).
         self.worker_timeouts = worker_timeouts
         self.updates = updates
-        self.clock = clock
         self.timeout = timeout
-        self.interval = interval
-        self.grace = grace
-        self.lease_holder = lease_holder
-        self._loop = LoopingCall(self._sweep_logging_errors)
-        self._loop.clock = clock
-        self._first = None
-
-    def startService(self):
-        super().startService()
-        self._first = self.clock.callLater(self.grace, self._start_loop)
-
-    def _start_loop(self):
-        self._first = None
-        self._loop.start(self.interval, now=True)
-
-    def stopService(self):
-        if self._first is not None and self._first.active():
-            self._first.cancel()
-        if self._loop.running:
-            self._loop.stop()
-        return super().stopService()
-
-    async def _sweep_logging_errors(self) -> None:
-        try:
-            await self.sweep()
-        except StoreUnavailable as error:
-            log.debug("task timeout check skipped: {error}", error=error)
-        except Exception:
-            log.failure("task timeout check failed")
 
     async def sweep(self) -> list[str]:
         """Fail (or re-queue, see above) every timed-out task now; returns their IDs."""
-        now = self.updates.now()
-        lease = timedelta(seconds=max(self.interval * 3, 15))
-        if not await self.store.try_lease(LEASE_NAME, self.lease_holder, now, lease):
-            return []
+        return await self.run_now() or []
+
+    async def run(self, now: datetime) -> list[str]:
         if self.worker_timeouts is not None:
             await self.worker_timeouts.sweep(now)
         handled = []
