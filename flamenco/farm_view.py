@@ -13,11 +13,12 @@ from twisted.logger import Logger
 
 import flamenco
 from flamenco import statuses
-from flamenco.errors import BadRequest, TaskConflict, UnknownTask, UnknownWorker
+from flamenco.errors import BadRequest, TaskConflict, UnknownTask
 from flamenco.farm_json import task_summary, worker_summary
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.task_activity import TaskActivity
 from flamenco.upstream.health import UpstreamHealth
+from flamenco.workers import named_worker
 
 log = Logger()
 
@@ -55,12 +56,7 @@ class FarmView:
         ]
 
     async def worker(self, worker_id: str) -> dict:
-        worker = None
-        if is_object_id(worker_id):
-            worker = await self.store.get_worker(normalise_object_id(worker_id))
-        if worker is None:
-            raise UnknownWorker(f"no worker with ID {worker_id}")
-        return worker_summary(worker)
+        return worker_summary(await named_worker(self.store, worker_id))
 
     async def act_on_worker(self, worker_id: str, action: str, lazy: bool) -> dict | None:
         """Returns the Worker as it is now, or None when it was forgotten."""
@@ -82,11 +78,7 @@ class FarmView:
     async def forget_worker(self, worker_id: str) -> None:
         """Remove a Worker that is not working; its active tasks go back to the queue and its
         credentials stop working (a Worker that comes back registers anew)."""
-        worker = None
-        if is_object_id(worker_id):
-            worker = await self.store.get_worker(normalise_object_id(worker_id))
-        if worker is None:
-            raise UnknownWorker(f"no worker with ID {worker_id}")
+        worker = await named_worker(self.store, worker_id)
         if worker.status not in FORGETTABLE:
             raise TaskConflict(f"worker {worker.identifier} is {worker.status}; only a Worker "
                                f"that is offline, down, timed out or in error can be forgotten")

@@ -18,10 +18,10 @@ from twisted.logger import Logger
 
 from flamenco import statuses
 from flamenco.documents import InvalidDocument
-from flamenco.errors import BadRequest, UnknownWorker
+from flamenco.errors import BadRequest
 from flamenco.periodic import PeriodicJob
-from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.store.farm import SleepSchedule
+from flamenco.workers import named_worker
 
 log = Logger()
 
@@ -136,9 +136,4 @@ class SleepScheduler(PeriodicJob):
         await self.store.farm.remove_sleep_schedule((await self._worker(worker_id)).id)
 
     async def _worker(self, worker_id: str):
-        worker = None
-        if is_object_id(worker_id):
-            worker = await self.store.get_worker(normalise_object_id(worker_id))
-        if worker is None:
-            raise UnknownWorker(f"no worker with ID {worker_id}")
-        return worker
+        return await named_worker(self.store, worker_id)

@@ -260,7 +260,7 @@ class WorkerService:
                 f"status {status!r} cannot be requested; use one of "
                 f"{', '.join(sorted(statuses.REQUESTABLE_WORKER_STATUSES))}"
             )
-        worker = await self._existing(worker_id)
+        worker = await self.existing(worker_id)
         if status == statuses.W_AWAKE and not worker.is_2x:
             # A 2.0 worker can never acknowledge a request (§5.10.6): being asked to be awake
             # means no longer being asked to sleep.
@@ -275,14 +275,14 @@ class WorkerService:
 
     async def approve(self, worker_id: str) -> None:
         """Operator action (`approve` mode): the Worker may get tasks from now on."""
-        worker = await self._existing(worker_id)
+        worker = await self.existing(worker_id)
         if not worker.approved:
             await self._update(worker, {"approved": True})
             log.info("worker {worker} ({id}) approved", worker=worker.identifier, id=worker.id)
 
     async def acknowledge_timeout(self, worker_id: str) -> None:
         """Operator action: a worker in `timeout` becomes `offline`."""
-        worker = await self._existing(worker_id)
+        worker = await self.existing(worker_id)
         log.info("operator acknowledged the timeout of worker {worker} ({id}), status {status}",
                  worker=worker.identifier, id=worker.id, status=worker.status)
         if worker.status == statuses.W_TIMEOUT:
@@ -299,16 +299,18 @@ class WorkerService:
 
     async def forget(self, worker_id: str) -> None:
         """Operator action `forget-worker`."""
-        await self.remove(await self._existing(worker_id), "worker was forgotten by an operator")
+        await self.remove(await self.existing(worker_id), "worker was forgotten by an operator")
 
     async def existing(self, worker_id: str) -> Worker:
         """The worker an operator request names, or UnknownWorker (404)."""
-        return await self._existing(worker_id)
+        return await named_worker(self.store, worker_id)
 
-    async def _existing(self, worker_id: str) -> Worker:
-        worker = None
-        if is_object_id(worker_id):
-            worker = await self.store.get_worker(normalise_object_id(worker_id))
-        if worker is None:
-            raise UnknownWorker(f"no worker with ID {worker_id}")
-        return worker
+
+async def named_worker(store, worker_id: str) -> Worker:
+    """The Worker an operator request names (any ID spelling), or UnknownWorker (404)."""
+    worker = None
+    if is_object_id(worker_id):
+        worker = await store.get_worker(normalise_object_id(worker_id))
+    if worker is None:
+        raise UnknownWorker(f"no worker with ID {worker_id}")
+    return worker
