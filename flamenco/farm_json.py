@@ -1,10 +1,11 @@
-"""The operator view's JSON form of Workers and tasks (API, events and dashboard alike)."""
+"""The operator view's JSON form of Workers, tasks and jobs (API, events and dashboard alike)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from flamenco.documents import Task, Worker
+from flamenco.store.jobs import Job
 from flamenco.timefmt import rfc3339
 
 #: Worker attributes the operator may see (never the secret hash).
@@ -53,3 +54,15 @@ def task_summary(task: Task) -> dict:
         "last_worker_ping": _plain(task.last_worker_ping),
         "last_updated": _plain(task.last_updated),
     }
+
+
+def job_summary(job: Job) -> dict:
+    return {"id": job.id, "name": job.name, "type": job.type, "priority": job.priority,
+            "status": job.status, "settings": job.settings,
+            "submitter_platform": job.submitter_platform,
+            "created": rfc3339(job.created), "updated": rfc3339(job.updated)}
+
+
+def job_changes(changes: dict) -> dict:
+    """A job update (`IJobStore.update_job` changes) in JSON form."""
+    return {key: _plain(value) for key, value in changes.items()}

@@ -197,7 +197,7 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         log.warn("no Flamenco Server configured ('flamenco' is empty): running stand-alone,"
                  " jobs are submitted to this Manager (/api/jobs)")
         updates, jobs, job_rounds = build_standalone(config, store, backend, clock,
-                                                     lease_holder, task_logs)
+                                                     lease_holder, task_logs, bus)
         job_rounds.setServiceParent(services)
     quarantine = SickWorkers(store, jobs=config.sick_worker_jobs,
                              window=config.sick_worker_window)

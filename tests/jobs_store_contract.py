@@ -109,3 +109,18 @@ class JobStoreContract:
         self.assertEqual(await store.count_tasks(), 1)
         self.assertIsNotNone(await store.get_task(kept))
         self.assertFalse(await jobs.delete_job(mine.id))
+
+    @async_test
+    async def test_task_counts_per_job_and_status_of_jobs_only(self):
+        store, jobs = await self.stores()
+        mine, other, empty = job(), job(), job()
+        for each in (mine, other, empty):
+            await jobs.add_job(each)
+        first = new_object_id()
+        await store.store_server_tasks([
+            task_doc(first, job=mine.id, status="queued"), task_doc(job=mine.id, status="queued"),
+            task_doc(job=other.id, status="queued"), task_doc(status="queued"),  # a relay task
+        ], T0)
+        await store.queue_update(update(first, task_status=statuses.COMPLETED))
+        self.assertEqual(await jobs.task_counts(), {mine.id: {"completed": 1, "queued": 1},
+                                                    other.id: {"queued": 1}})

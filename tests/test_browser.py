@@ -10,7 +10,7 @@ import json
 import urllib.request
 from base64 import b64encode
 
-from twisted.internet import reactor, threads
+from twisted.internet import defer, reactor, threads
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
@@ -19,6 +19,7 @@ from flamenco.manager import build_manager
 from flamenco.store.sqlite import SQLiteStore
 from flamenco.testing import serve_for_test
 from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET
+from flamenco.testing.worker import GENERATION_2_X, SimulatedWorker
 from flamenco.web.access import hash_password
 from tests.browser import chromium_path, screenshot_path
 from tests.util import async_test
@@ -119,6 +120,8 @@ class DashboardTests(TestCase):
                 expect(page).to_have_url(self.base + "/app/")
                 page.wait_for_selector("body.loaded")
                 expect(page.locator("#live")).to_have_text("live")
+                expect(page.locator("#jobs-relay")).to_be_visible()  # jobs are the Server's
+                expect(page.locator("#jobs")).to_be_hidden()
 
                 # A Worker appears without reloading, and wakes up.
                 worker_id = worker.register("render-07")
@@ -189,3 +192,116 @@ class DashboardTests(TestCase):
         self.assertEqual(seen["reloads"], 1, "everything after the first load came live")
         self.assertEqual(seen["errors"], [], "no script error on the page")
         self.assertLessEqual(seen["phone_overflow"], 0, "no sideways scrolling on a phone")
+
+
+class StandaloneJobsTests(TestCase):
+    """Stand-alone mode: a job submitted through the API shows up, moves and is steered live."""
+
+    timeout = 120
+
+    async def start_manager(self):
+        store = SQLiteStore(self.mktemp() + ".sqlite")
+        self.manager = build_manager(Config(), store, reactor, bcrypt_rounds=4)
+        self.manager.services.startService()
+        self.addCleanup(self.manager.services.stopService)
+        port = reactor.listenTCP(0, Site(self.manager.resource), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+        self.worker = SimulatedWorker(self.base, generation=GENERATION_2_X, types=("sleep",),
+                                      nickname="render-11")
+        self.addCleanup(self.worker.close)
+        await self.worker.register()
+        await self.worker.sign_on()
+
+    def run_one_task(self) -> str:
+        """From the browser thread: the simulated Worker takes a task and runs it to the end."""
+        async def run():
+            doc = await self.worker.ask_for_task()
+            await self.worker.run_task(doc)
+            return doc["name"]
+        return threads.blockingCallFromThread(reactor, lambda: defer.ensureDeferred(run()))
+
+    def submit(self, doc: dict) -> dict:
+        request = urllib.request.Request(self.base + "/api/jobs", data=json.dumps(doc).encode(),
+                                         method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def operator_session(self, executable: str) -> dict:
+        from playwright.sync_api import expect, sync_playwright
+
+        seen: dict = {}
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                                 args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 860})
+                page.set_default_timeout(TIMEOUT_MS)
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.on("dialog", lambda dialog: dialog.accept())  # "Delete this job?"
+                page.goto(self.base + "/app/")
+                page.wait_for_selector("body.loaded")
+                expect(page.locator("#live")).to_have_text("live")
+                expect(page.locator("#no-jobs")).to_be_visible()
+                expect(page.locator("#jobs-relay")).to_be_hidden()
+                expect(page.locator("#job-types")).to_contain_text("n_tasks")
+
+                # Submitted through the API, the job appears without a reload.
+                job = self.submit({"name": "shot-010", "type": "sleep", "priority": 60,
+                                   "settings": {"n_tasks": 4, "seconds": 1}})
+                row = page.locator(f'#jobs tr[data-job-id="{job["id"]}"]')
+                expect(row.locator(".name")).to_have_text("shot-010")
+                expect(row.locator(".status .badge")).to_have_text("queued")
+                expect(row.locator(".progress .label")).to_have_text("0/4")
+
+                # The Worker runs tasks: the progress and the status follow.
+                first = self.run_one_task()
+                expect(row.locator(".progress .label")).to_have_text("1/4")
+                expect(row.locator(".status .badge")).to_have_text("active")
+                row.click()
+                detail = page.locator("#job-detail")
+                expect(detail).to_be_visible()
+                expect(detail.locator("#job-tasks tbody tr")).to_have_count(4)
+                self.run_one_task()
+                expect(detail.locator("#job-progress .label")).to_have_text("2/4")
+                expect(detail.locator("#job-tasks .badge", has_text="completed")).to_have_count(2)
+
+                # Pause it from the dashboard: its waiting tasks are held back.
+                detail.locator('button[data-action="pause"]').click()
+                expect(detail.locator("#job-fields .badge")).to_have_text("paused")
+                expect(row.locator(".status .badge")).to_have_text("paused")
+                expect(detail.locator("#job-tasks .badge", has_text="paused")).to_have_count(2)
+                detail.locator('button[data-action="resume"]').click()
+                expect(row.locator(".status .badge")).to_have_text("queued")
+
+                # A task of the job opens the task detail, with its log.
+                detail.locator("#job-tasks tbody tr", has_text=first).click()
+                expect(page.locator("#task-detail")).to_be_visible()
+                expect(page.locator("#detail-title")).to_have_text(first)
+                expect(page.locator("#detail-log")).to_contain_text("Finished")
+                page.keyboard.press("Escape")
+                expect(page.locator("#task-detail")).to_be_hidden()
+                page.screenshot(path=screenshot_path("dashboard-job-detail.png"))
+
+                # Cancel: the waiting tasks end at once, and a finished job can be deleted.
+                detail.locator('button[data-action="cancel"]').click()
+                expect(row.locator(".status .badge")).to_have_text("canceled")
+                expect(detail.locator("#job-progress .label")).to_have_text("2/4")
+                detail.locator('button[data-action="delete"]').click()
+                expect(detail).to_be_hidden()
+                expect(row).to_have_count(0)
+                seen["errors"] = errors
+                seen["reloads"] = page.evaluate("performance.getEntriesByType('navigation').length")
+            finally:
+                browser.close()
+        return seen
+
+    @async_test
+    async def test_operator_follows_and_steers_a_job_live(self):
+        executable = chromium_path()
+        await self.start_manager()
+        seen = await threads.deferToThread(self.operator_session, executable)
+        self.assertEqual(seen["reloads"], 1, "everything after the first load came live")
+        self.assertEqual(seen["errors"], [], "no script error on the page")

@@ -9,6 +9,8 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from flamenco.events import EventBus
+from flamenco.standalone.local_updates import LocalUpdates
+from flamenco.testing.worker import GENERATION_2_0, SimulatedWorker
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
 from tests.util import async_test
@@ -180,6 +182,49 @@ class EventStreamTests(TestCase):
         task_events = [e[2] for e in events if e[1] == "task" and e[2]["id"] == doc["_id"]]
         self.assertEqual(task_events[0]["status"], "active")
         self.assertEqual(task_events[-1]["activity"], "frame 3")
+
+
+class JobEventTests(TestCase):
+    """Stand-alone mode: every new job and every job status or priority change is a `job`
+    event, whichever part made it (the API, or the rounds that derive status from tasks)."""
+
+    @async_test
+    async def test_submitting_and_status_changes_arrive_as_job_events(self):
+        m = await InProcessManager(self).start()
+        rounds = next(s for s in m.manager.services if isinstance(s, LocalUpdates))
+        reader = await EventReader(self, m).open()
+        submitted = await m.request("POST", "/api/jobs", json_body={
+            "name": "smoke", "type": "sleep", "settings": {"n_tasks": 2, "seconds": 1}})
+        self.assertEqual(submitted.code, 201, submitted.body)
+        job_id = submitted.json["id"]
+
+        def job_events(events):
+            return [data for _, kind, data in events if kind == "job" and data["id"] == job_id]
+
+        events = await reader.wait_for(lambda events: job_events(events))
+        first = job_events(events)[0]
+        self.assertEqual((first["name"], first["type"], first["status"], first["priority"]),
+                         ("smoke", "sleep", "queued", 50))
+
+        # A Worker starts a task: the rounds derive "active" and say so.
+        worker = SimulatedWorker(m.url, generation=GENERATION_2_0, types=("sleep",))
+        self.addCleanup(worker.close)
+        await worker.register()
+        task = await worker.ask_for_task()
+        await worker.send_update(task["_id"], task_status="active", activity="going")
+        await rounds.inspect()
+        events = await reader.wait_for(lambda events: len(job_events(events)) >= 2)
+        self.assertEqual(job_events(events)[1]["status"], "active")
+
+        # Steering through the API: priority, then cancel.
+        await m.request("POST", f"/api/jobs/{job_id}/priority", json_body={"priority": 70})
+        events = await reader.wait_for(lambda events: len(job_events(events)) >= 3)
+        self.assertEqual(job_events(events)[2]["priority"], 70)
+        self.assertEqual((await m.request("POST", f"/api/jobs/{job_id}/cancel")).code, 200)
+        events = await reader.wait_for(
+            lambda events: any(e.get("status") == "cancel-requested" for e in job_events(events)))
+        self.assertNotIn("canceled", [e.get("status") for e in job_events(events)],
+                         "its running task has not stopped yet")
 
 
 class EventBusTests(TestCase):

@@ -67,6 +67,10 @@ class JobService:
                                f"not {status!r}"])
         return await self.jobs.list_jobs(status)
 
+    async def task_counts(self) -> dict[str, dict[str, int]]:
+        """Every job's task counts by status: `{job ID: {status: count}}`."""
+        return await self.jobs.task_counts()
+
     async def job(self, raw_id: str) -> Job:
         job = await self.jobs.get_job(normalise_object_id(raw_id)) if is_object_id(raw_id) \
             else None

@@ -5,22 +5,26 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from flamenco.config import Config
+from flamenco.events import EventBus
 from flamenco.jobs.twoway import TwoWayVariables
 from flamenco.jobs.types import load_job_types
 from flamenco.standalone.local_queue import LocalUpdateQueue
 from flamenco.standalone.local_updates import LocalUpdates
 from flamenco.standalone.service import JobService
 from flamenco.store.jobs import job_store_for
+from flamenco.store.observed_jobs import ObservedJobStore
 from flamenco.task_logs import TaskLogs
 
 log = Logger()
 
 
 def build_standalone(config: Config, store, backend, clock, lease_holder: str,
-                     task_logs: TaskLogs | None) -> tuple[LocalUpdateQueue, JobService, LocalUpdates]:
+                     task_logs: TaskLogs | None,
+                     bus: EventBus) -> tuple[LocalUpdateQueue, JobService, LocalUpdates]:
     """`store` as the services use it; `backend` the SQLite or MongoDB store under it, which
-    the jobs part shares (and, on SQLite, its group commit)."""
-    job_store = job_store_for(backend)
+    the jobs part shares (and, on SQLite, its group commit); `bus` hears of every job
+    change."""
+    job_store = ObservedJobStore(job_store_for(backend), bus)
     updates = LocalUpdateQueue(store, clock, task_logs, jobs=job_store)
     job_types = load_job_types()
     if job_types:

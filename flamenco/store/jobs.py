@@ -53,6 +53,10 @@ class IJobStore(Interface):
     def delete_job(job_id):
         """Delete the job and its tasks. Fires True if the job existed."""
 
+    def task_counts():
+        """Fires with `{job ID: {task status: count}}` over the tasks of every job (a job
+        without tasks is left out): the progress column of a jobs list, in one query."""
+
 
 def job_store_for(store) -> IJobStore:
     """The jobs part on the same database as backend `store` (the backend itself, not a

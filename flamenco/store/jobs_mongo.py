@@ -102,3 +102,16 @@ class MongoJobStore:
         result = await self.store._db(self.store._coll(JOBS, durable=True).delete_one(
             {"_id": job_id}))
         return result.deleted_count > 0
+
+    @_jobs_call
+    async def task_counts(self) -> dict[str, dict[str, int]]:
+        job_ids = [doc["_id"] for doc in await self.store._find(JOBS, {}, ["_id"])]
+        groups = await self.store._db(self.store._coll(TASKS).aggregate([
+            {"$match": {"job": {"$in": job_ids}}},
+            {"$group": {"_id": {"job": "$job", "status": "$status"}, "count": {"$sum": 1}}},
+        ]))
+        counts: dict[str, dict[str, int]] = {}
+        for group in groups:
+            counts.setdefault(group["_id"]["job"], {})[group["_id"]["status"]] = int(
+                group["count"])
+        return counts

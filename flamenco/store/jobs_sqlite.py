@@ -99,3 +99,13 @@ class SQLiteJobStore:
             cursor.execute(f"DELETE FROM tasks WHERE {_BY_JOB} = ?", (job_id,))
             cursor.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             return cursor.rowcount > 0
+
+    @_through_store
+    def task_counts(self) -> dict[str, dict[str, int]]:
+        rows = self.store._query(
+            f"SELECT {_BY_JOB}, status, count(*) FROM tasks"
+            f" WHERE {_BY_JOB} IN (SELECT id FROM jobs) GROUP BY 1, 2")
+        counts: dict[str, dict[str, int]] = {}
+        for job_id, status, count in rows:
+            counts.setdefault(job_id, {})[status] = count
+        return counts

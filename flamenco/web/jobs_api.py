@@ -15,6 +15,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from flamenco import strict_json
 from flamenco.config import Config
 from flamenco.documents import Task
+from flamenco.farm_json import job_summary
 from flamenco.standalone.errors import JobConflict, JobRejected, UnknownJob
 from flamenco.standalone.service import JobService, JobWithTasks
 from flamenco.store.jobs import Job
@@ -58,10 +59,7 @@ class JobsAPI:
     # -- views -----------------------------------------------------------------------------------
     @staticmethod
     def _job(job: Job) -> dict:
-        return {"id": job.id, "name": job.name, "type": job.type, "priority": job.priority,
-                "status": job.status, "settings": job.settings,
-                "submitter_platform": job.submitter_platform,
-                "created": rfc3339(job.created), "updated": rfc3339(job.updated)}
+        return job_summary(job)
 
     def _task(self, job: Job, task: Task) -> dict:
         return {"id": task.id, "name": task.name, "status": task.status,
@@ -109,7 +107,9 @@ class JobsAPI:
     async def list_jobs(self, request):
         status = request.args.get(b"status", [None])[-1]
         found = await self.jobs.list_jobs(status.decode("utf-8", "replace") if status else None)
-        return json_response(request, {"jobs": [self._job(job) for job in found]})
+        counts = await self.jobs.task_counts()
+        return json_response(request, {"jobs": [
+            dict(self._job(job), task_counts=counts.get(job.id, {})) for job in found]})
 
     @app.route("/api/jobs/requeue", methods=["POST"])
     @job_endpoint

@@ -38,3 +38,22 @@ export function tasks({ status = "", type = "", job = "", offset = 0, limit = 25
   if (job) query.set("job", job);
   return getJSON(`/api/tasks?${query}`);
 }
+
+// The job API of a stand-alone Manager (docs/openapi-jobs.yaml).
+
+/** The jobs, or null when this Manager relays to a Server (it has no job API then). */
+export async function jobs() {
+  const response = await fetch("/api/jobs", { headers: { Accept: "application/json" } });
+  if (response.status === 404) return null;
+  return answer(response);
+}
+
+export const job = (id) => getJSON(`/api/jobs/${encodeURIComponent(id)}`);
+export const jobTypes = () => getJSON("/api/jobs/types");
+export const jobAction = (id, action, doc) =>
+  postJSON(`/api/jobs/${encodeURIComponent(id)}/${action}`, doc);
+
+export async function deleteJob(id) {
+  return answer(await fetch(`/api/jobs/${encodeURIComponent(id)}`,
+    { method: "DELETE", headers: { Accept: "application/json" } }));
+}

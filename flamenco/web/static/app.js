@@ -2,6 +2,7 @@
 
 import * as api from "./api.js";
 import { ago } from "./format.js";
+import * as jobs from "./jobs.js";
 import * as views from "./views.js";
 
 const TASK_STATUSES = ["queued", "claimed-by-manager", "active", "completed", "failed",
@@ -109,6 +110,7 @@ function onTaskEvent(change) {
     if (following) log.scrollTop = log.scrollHeight;
   }
   if (change.status) overviewSoon();
+  jobs.onTaskEvent(change);
 }
 
 function onUpstreamEvent(health) {
@@ -122,7 +124,7 @@ async function loadImages() {
 }
 
 function reloadAll() {
-  return Promise.all([loadOverview(), loadWorkers(), loadTasks(), loadImages()]);
+  return Promise.all([loadOverview(), loadWorkers(), loadTasks(), loadImages(), jobs.load()]);
 }
 
 function follow() {
@@ -135,13 +137,16 @@ function follow() {
   on("worker-forgotten", ({ id }) => { state.workers.delete(id); renderWorkers(); });
   on("task", onTaskEvent);
   on("upstream", onUpstreamEvent);
-  on("tasks-downloaded", () => { overviewSoon(); loadTasks(); });
+  on("tasks-downloaded", () => { overviewSoon(); loadTasks(); jobs.soon(); });
+  on("job", jobs.onJobEvent);
+  on("job-deleted", jobs.onJobDeleted);
   on("image", () => loadImages());
   on("reset", () => reloadAll());
   return events;
 }
 
 function setUpControls() {
+  jobs.setUp(openTask);
   const select = $("#task-filters select[name=status]");
   for (const status of TASK_STATUSES) select.append(new Option(status, status));
   $("#task-filters").addEventListener("submit", (event) => {
