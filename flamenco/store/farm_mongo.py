@@ -18,9 +18,9 @@ from flamenco import statuses
 from flamenco.store.farm import (
     BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine, SleepSchedule,
 )
-from flamenco.store.mongo import (
-    _CANDIDATE_FIELDS, _SCHEDULE_SORT, CLAIM_CANDIDATES, CLAIMS, QUEUE, TASKS, WORKERS,
-    _store_call,
+from flamenco.store.mongo_claims import _CANDIDATE_FIELDS, CLAIM_CANDIDATES
+from flamenco.store.mongo_connection import (
+    _SCHEDULE_SORT, CLAIMS, QUEUE, TASKS, WORKERS, _store_call,
 )
 from flamenco.timefmt import from_epoch, to_epoch
 

@@ -10,7 +10,9 @@ from txmongo.filter import sort
 from zope.interface import implementer
 
 from flamenco.store.jobs import UPDATABLE, IJobStore, Job
-from flamenco.store.mongo import EDGES, TASKS, MongoStore, _store_call, _task_from_record
+from flamenco.store.mongo import MongoStore
+from flamenco.store.mongo_connection import EDGES, TASKS, _store_call
+from flamenco.store.mongo_records import _task_from_record
 from flamenco.timefmt import from_epoch, to_epoch
 
 JOBS = "flamenco_jobs"

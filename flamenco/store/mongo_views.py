@@ -10,12 +10,12 @@ class MongoFarmViews:
 
     def list_tasks(self, status: str | None = None, task_type: str | None = None,
                    job: str | None = None, offset: int = 0, limit: int = 50):
-        from flamenco.store.mongo import _store_call
+        from flamenco.store.mongo_connection import _store_call
 
         return _store_call(MongoFarmViews._list_tasks)(self, status, task_type, job, offset, limit)
 
     def task_counts(self):
-        from flamenco.store.mongo import _store_call
+        from flamenco.store.mongo_connection import _store_call
 
         return _store_call(MongoFarmViews._task_counts)(self)
 
@@ -27,7 +27,8 @@ class MongoFarmViews:
                           offset: int, limit: int) -> tuple[list[Task], int]:
         from txmongo.filter import sort
 
-        from flamenco.store.mongo import TASKS, _task_from_record
+        from flamenco.store.mongo_connection import TASKS
+        from flamenco.store.mongo_records import _task_from_record
 
         query: dict = {}
         if status:
@@ -42,7 +43,7 @@ class MongoFarmViews:
         return [_task_from_record(record) for record in records], total
 
     async def _task_counts(self) -> list[tuple[str, str, int]]:
-        from flamenco.store.mongo import TASKS
+        from flamenco.store.mongo_connection import TASKS
 
         groups = await self._db(self._coll(TASKS).aggregate([
             {"$group": {"_id": {"status": "$status", "type": "$_fm_type"},
