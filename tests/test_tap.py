@@ -12,7 +12,6 @@ from twisted.trial.unittest import TestCase
 from flamenco.store.sqlite import SQLiteStore
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
 from tests.factories import T0, task_doc, update
-from tests.util import async_test
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,12 +58,10 @@ def twistd(testcase, *args, stdin=b""):
 
 
 class CommandLineTests(TestCase):
-    @async_test
     async def test_version(self):
         code, out, _ = await twistd(self, "--version")
         self.assertEqual((code, out.strip()), (0, "flamenco-manager 2.1.0"))
 
-    @async_test
     async def test_config_error_is_one_line_naming_the_key(self):
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
@@ -74,7 +71,6 @@ class CommandLineTests(TestCase):
         self.assertEqual(err.strip().splitlines(),
                          ["flamenco-manager: task_update_push_max_count: must be more than zero, not -3"])
 
-    @async_test
     async def test_missing_config_file(self):
         code, _, err = await twistd(self, "--config", "/nonexistent/flamenco.yaml")
         self.assertNotEqual(code, 0)
@@ -104,7 +100,6 @@ class MaintenanceTests(TestCase):
         finally:
             await store.close()
 
-    @async_test
     async def test_cleanslate_erases_tasks_and_timestamp_only(self):
         db, config = await self.prepared()
         code, out, err = await twistd(self, "--config", config, "--cleanslate", "--yes")
@@ -112,7 +107,6 @@ class MaintenanceTests(TestCase):
         self.assertIn("cleanslate: erased 2 local tasks", out)
         self.assertEqual(await self.contents(db), (0, None, 1))
 
-    @async_test
     async def test_purgequeue_erases_queued_updates_only(self):
         db, config = await self.prepared()
         code, out, err = await twistd(self, "--config", config, "--purgequeue", stdin=b"yes\n")
@@ -121,7 +115,6 @@ class MaintenanceTests(TestCase):
         self.assertEqual(await self.contents(db),
                          (2, "2018-01-10T09:15:02.481000+00:00", 0))
 
-    @async_test
     async def test_declining_the_confirmation_changes_nothing(self):
         db, config = await self.prepared()
         code, _, err = await twistd(self, "--config", config, "--cleanslate", stdin=b"no\n")
@@ -129,7 +122,6 @@ class MaintenanceTests(TestCase):
         self.assertIn("aborted, nothing was changed", err)
         self.assertEqual(await self.contents(db), (2, "2018-01-10T09:15:02.481000+00:00", 1))
 
-    @async_test
     async def test_failing_job_exits_non_zero(self):
         config = os.path.abspath(self.mktemp() + ".yaml")
         with open(config, "w") as f:
@@ -168,7 +160,6 @@ def _self_signed(folder: str) -> tuple[str, str]:
 
 
 class TLSTests(TestCase):
-    @async_test
     async def test_workers_port_speaks_https_when_key_and_certificate_are_set(self):
         import ssl
         import urllib.request
@@ -226,7 +217,6 @@ class StartupFailureTests(TestCase):
         self.assertEqual((code, err.splitlines()), (1, [line]), out)
         self.assertNotIn("Traceback", out)
 
-    @async_test
     async def test_port_in_use(self):
         import socket
 
@@ -242,14 +232,12 @@ class StartupFailureTests(TestCase):
             config, f"flamenco-manager: listen: cannot listen on 127.0.0.1:{port}: "
                     "Address already in use")
 
-    @async_test
     async def test_tls_key_missing(self):
         config = self.write_config("tlskey: /nonexistent/key.pem\ntlscert: /nonexistent/cert.pem\n")
         await self.assert_fails_with(
             config, "flamenco-manager: tlskey: cannot read /nonexistent/key.pem: "
                     "No such file or directory")
 
-    @async_test
     async def test_tls_certificate_unreadable(self):
         config = self.write_config("")
         key, _ = _self_signed(self.folder)
@@ -258,7 +246,6 @@ class StartupFailureTests(TestCase):
         await self.assert_fails_with(
             config, f"flamenco-manager: tlscert: cannot read {self.folder}: Is a directory")
 
-    @async_test
     async def test_tls_certificate_not_pem(self):
         config = self.write_config("")
         key, _ = _self_signed(self.folder)
@@ -267,7 +254,6 @@ class StartupFailureTests(TestCase):
         await self.assert_fails_with(
             config, f"flamenco-manager: tlscert: {config} is not a PEM certificate")
 
-    @async_test
     async def test_tls_key_not_matching_the_certificate(self):
         config = self.write_config("")
         other = os.path.join(self.folder, "other")
@@ -280,14 +266,12 @@ class StartupFailureTests(TestCase):
             config, f"flamenco-manager: tlskey/tlscert: the key in {key} does not match the "
                     f"certificate in {cert}")
 
-    @async_test
     async def test_database_path_unopenable(self):
         config = self.write_config("database_url: sqlite:/nonexistent-dir/m.sqlite\n")
         await self.assert_fails_with(
             config, "flamenco-manager: database_url: cannot open sqlite:/nonexistent-dir/m.sqlite:"
                     " unable to open database file")
 
-    @async_test
     async def test_database_file_is_not_a_database(self):
         config = self.write_config("")
         with open(config, "a") as f:
@@ -296,7 +280,6 @@ class StartupFailureTests(TestCase):
             config, f"flamenco-manager: database_url: cannot open sqlite:{config}: "
                     "file is not a database")
 
-    @async_test
     async def test_mongodb_unreachable_past_the_startup_deadline(self):
         from tests.manager_process import free_port
 
