@@ -1,5 +1,5 @@
 """`twistd flamenco-manager` as a subprocess: --version, config errors, start-up failures,
-cleanslate, purgequeue, TLS."""
+TLS. (`--cleanslate` and `--purgequeue`: tests/test_maintenance.py.)"""
 
 import os
 import sys
@@ -9,9 +9,6 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from flamenco.store.sqlite import SQLiteStore
-from flamenco.upstream import DEPSGRAPH_TIMESTAMP
-from tests.factories import T0, task_doc, update
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,68 +66,13 @@ class CommandLineTests(TestCase):
         code, _, err = await twistd(self, "--config", path)
         self.assertNotEqual(code, 0)
         self.assertEqual(err.strip().splitlines(),
-                         ["flamenco-manager: task_update_push_max_count: must be more than zero, not -3"])
+                         ["flamenco-manager: task_update_push_max_count: "
+                          "must be more than zero, not -3"])
 
     async def test_missing_config_file(self):
         code, _, err = await twistd(self, "--config", "/nonexistent/flamenco.yaml")
         self.assertNotEqual(code, 0)
         self.assertIn("cannot read configuration file /nonexistent/flamenco.yaml", err)
-
-
-class MaintenanceTests(TestCase):
-    async def prepared(self):
-        db = os.path.abspath(self.mktemp() + ".sqlite")
-        store = SQLiteStore(db)
-        await store.open()
-        await store.store_server_tasks([task_doc(), task_doc()], T0)
-        await store.set_setting(DEPSGRAPH_TIMESTAMP, "2018-01-10T09:15:02.481000+00:00")
-        await store.queue_update(update(task_doc()["_id"], activity="x"))
-        await store.close()
-        config = os.path.abspath(self.mktemp() + ".yaml")
-        with open(config, "w") as f:
-            f.write(f"database_url: sqlite:{db}\n")
-        return db, config
-
-    async def contents(self, db):
-        store = SQLiteStore(db)
-        await store.open()
-        try:
-            return (await store.count_tasks(), await store.get_setting(DEPSGRAPH_TIMESTAMP),
-                    await store.count_queued_updates())
-        finally:
-            await store.close()
-
-    async def test_cleanslate_erases_tasks_and_timestamp_only(self):
-        db, config = await self.prepared()
-        code, out, err = await twistd(self, "--config", config, "--cleanslate", "--yes")
-        self.assertEqual(code, 0, err)
-        self.assertIn("cleanslate: erased 2 local tasks", out)
-        self.assertEqual(await self.contents(db), (0, None, 1))
-
-    async def test_purgequeue_erases_queued_updates_only(self):
-        db, config = await self.prepared()
-        code, out, err = await twistd(self, "--config", config, "--purgequeue", stdin=b"yes\n")
-        self.assertEqual(code, 0, err)
-        self.assertIn("purgequeue: erased 1 queued task updates", out)
-        self.assertEqual(await self.contents(db),
-                         (2, "2018-01-10T09:15:02.481000+00:00", 0))
-
-    async def test_declining_the_confirmation_changes_nothing(self):
-        db, config = await self.prepared()
-        code, _, err = await twistd(self, "--config", config, "--cleanslate", stdin=b"no\n")
-        self.assertNotEqual(code, 0)
-        self.assertIn("aborted, nothing was changed", err)
-        self.assertEqual(await self.contents(db), (2, "2018-01-10T09:15:02.481000+00:00", 1))
-
-    async def test_failing_job_exits_non_zero(self):
-        config = os.path.abspath(self.mktemp() + ".yaml")
-        with open(config, "w") as f:
-            f.write("database_url: sqlite:/nonexistent-dir/flamenco.sqlite\n")
-        code, _, err = await twistd(self, "--config", config, "--purgequeue", "--yes")
-        self.assertEqual(code, 1)
-        self.assertEqual(err.splitlines(), [
-            "flamenco-manager: database_url: cannot open sqlite:/nonexistent-dir/flamenco.sqlite:"
-            " unable to open database file"])
 
 
 def _self_signed(folder: str) -> tuple[str, str]:
