@@ -2,13 +2,38 @@
 
 import json
 
-from twisted.internet import defer, task
+from twisted.internet import defer, protocol, reactor, task
 from twisted.trial import unittest
 
 from flamenco.ids import new_object_id
 from flamenco.testing import client_for_test, serve_for_test
 from flamenco.testing.server import demo_job_tasks
-from flamenco.upstream.client import UpstreamError
+from flamenco.upstream.client import UpstreamClient, UpstreamError
+
+
+class _SilentServer(protocol.Factory):
+    """Reads one request and never answers; records its arrival and the connection's end."""
+
+    def __init__(self):
+        self.request_received: defer.Deferred[bytes] = defer.Deferred()
+        self.connection_lost: defer.Deferred[None] = defer.Deferred()
+
+    def buildProtocol(self, addr):
+        return _SilentConnection(self)
+
+
+class _SilentConnection(protocol.Protocol):
+    def __init__(self, server: _SilentServer):
+        self.server = server
+        self.received = b""
+
+    def dataReceived(self, data):
+        self.received += data
+        if b"\r\n\r\n" in self.received and not self.server.request_received.called:
+            self.server.request_received.callback(self.received)
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.server.connection_lost.callback(None)
 
 
 class UpstreamClientTests(unittest.TestCase):
@@ -103,10 +128,21 @@ class UpstreamClientTests(unittest.TestCase):
         self.assertEqual(response.code, 304)
 
     async def test_cancelling_aborts_the_request(self):
-        self.server.hang.add("refetch")
-        d = self.client.fetch_task(new_object_id(), "")
+        silent = _SilentServer()
+        port = reactor.listenTCP(0, silent, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = UpstreamClient(f"http://127.0.0.1:{port.getHost().port}/", new_object_id(),
+                                "secret", clock=self.clock, timeout=5)
+        self.addCleanup(client.close)
+        task_id = new_object_id()
+        d = client.fetch_task(task_id, "")
+        request = await silent.request_received
+        self.assertTrue(request.startswith(f"GET /api/flamenco/tasks/{task_id} ".encode()))
         d.cancel()
         await self.assertFailure(d, defer.CancelledError)
+        # The Server sees the connection go although it never answered (the client's deadline
+        # is on the Clock, which does not move): the cancel aborted it.
+        await silent.connection_lost.addTimeout(30, reactor)
 
     async def test_refusals_name_the_settings_to_check(self):
         body = {"manager_url": "", "variables": {}, "nr_of_workers": 0, "path_replacement": {}}
