@@ -230,7 +230,8 @@ class WorkerService:
             "lazy_status_request": False,
             "current_task": None,
         }
-        if worker.status == statuses.W_ASLEEP and worker.status_requested in ("", statuses.W_SHUTDOWN):
+        if (worker.status == statuses.W_ASLEEP
+                and worker.status_requested in ("", statuses.W_SHUTDOWN)):
             # Go back to sleep when it returns (M2.3).
             changes["status_requested"] = statuses.W_ASLEEP
         await self._update(worker, changes)

@@ -72,7 +72,8 @@ class CommandLineTests(TestCase):
         code, _, err = await twistd(self, "--config", path)
         self.assertNotEqual(code, 0)
         self.assertEqual(err.strip().splitlines(),
-                         ["flamenco-manager: task_update_push_max_count: must be more than zero, not -3"])
+                         ["flamenco-manager: task_update_push_max_count: "
+                          "must be more than zero, not -3"])
 
     @async_test
     async def test_missing_config_file(self):

@@ -257,7 +257,8 @@ class SimulatedServer(ServerState):
             if doc["manager"] != manager_id:
                 continue
             if since is None:
-                if doc["job"] in runnable_jobs and doc["status"] in CLEAN_SLATE_TASK[self.generation]:
+                clean_slate = CLEAN_SLATE_TASK[self.generation]
+                if doc["job"] in runnable_jobs and doc["status"] in clean_slate:
                     selected.append(task)
             elif task.updated > since and doc["status"] in SINCE_TASK[self.generation]:
                 if self.generation == "2017" or doc["job"] in runnable_jobs:
@@ -320,7 +321,8 @@ class SimulatedServer(ServerState):
             return self._error(request, 400, "expected a JSON array of task updates")
         for update in batch:
             if not (is_object_id(update.get("_id")) and is_object_id(update.get("task_id"))):
-                return self._error(request, 400, f"invalid ObjectId in update {update.get('_id')!r}")
+                return self._error(request, 400,
+                                   f"invalid ObjectId in update {update.get('_id')!r}")
         self.pushed_batches.append({"count": len(batch), "gzip": compressed, "bytes": size})
         handled, modified = [], 0
         for update in batch:
