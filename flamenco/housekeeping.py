@@ -95,7 +95,7 @@ class TaskCleanup(PeriodicJob):
     name = "task-cleanup"  # type: ignore[assignment]  # Service.name = None, unannotated
     lease_name = "task-cleanup"
 
-    def __init__(self, store: IStore, task_logs: TaskLogs, clock: IReactorTime, *,
+    def __init__(self, store: IStore, task_logs: TaskLogs | None, clock: IReactorTime, *,
                  max_age: float, lease_holder: str,
                  first: float = 360, interval: float = 600):
         super().__init__(store, clock, first=first, interval=interval,
