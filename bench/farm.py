@@ -100,7 +100,8 @@ async def keep_working(worker: MeasuredWorker) -> None:
             await worker.loop(after_task=0.5, after_nothing=2.0, after_error=2.0,
                               register_retry=5.0)
         except Exception as error:  # a timeout, a refused connection, an unexpected answer
-            worker.recorder.errors[(worker.recorder.phase, "worker loop", type(error).__name__)] += 1
+            where = (worker.recorder.phase, "worker loop", type(error).__name__)
+            worker.recorder.errors[where] += 1
             await task.deferLater(worker.reactor, 1.0, lambda: None)
 
 
@@ -171,7 +172,7 @@ def print_table(header: tuple, lines: list[tuple]) -> None:
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     for number, row in enumerate(rows):
         print("  ".join(cell.rjust(width) if column > 1 else cell.ljust(width)
-                        for column, (cell, width) in enumerate(zip(row, widths))))
+                        for column, (cell, width) in enumerate(zip(row, widths, strict=True))))
         if number == 0:
             print("  ".join("-" * width for width in widths))
 
@@ -196,10 +197,14 @@ def report(options, recorder: Recorder, cpu: dict, meter: ProcessMeter,
     else:
         print("errors: none")
     print()
+
+    def requests(phase: str) -> int:
+        return sum(len(v) for (p, _), v in recorder.latencies.items() if p == phase)
+
     print_table(("phase", "seconds", "requests/s", "tasks completed/s", "Manager CPU",
                  "Manager RSS MiB", "Workers registered at the end"),
                 [(phase, f"{recorder.phase_seconds[phase]:.0f}",
-                  f"{sum(len(v) for (p, _), v in recorder.latencies.items() if p == phase) / recorder.phase_seconds[phase]:,.0f}",
+                  f"{requests(phase) / recorder.phase_seconds[phase]:,.0f}",
                   f"{recorder.completed[phase] / recorder.phase_seconds[phase]:,.1f}",
                   f"{cpu[phase] / recorder.phase_seconds[phase]:.0%}",
                   f"{meter.max_rss_mib:.0f} (max)", f"{registered[phase]:,}")

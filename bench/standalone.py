@@ -83,7 +83,7 @@ def print_table(rows: list[dict]) -> None:
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
     for number, line in enumerate(lines):
         print("  ".join(cell.rjust(width) if column else cell.ljust(width)
-                        for column, (cell, width) in enumerate(zip(line, widths))))
+                        for column, (cell, width) in enumerate(zip(line, widths, strict=True))))
         if number == 0:
             print("  ".join("-" * width for width in widths))
 

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from flamenco import statuses
 from flamenco.logs import log_failure
+from flamenco.store.interface import IStore
 from flamenco.updates import UpdateQueue
 
 log = Logger()
@@ -24,7 +25,7 @@ NOTE = "Manager cancelled task by request of Flamenco Server"
 
 
 class CancelRequests:
-    def __init__(self, store, updates: UpdateQueue):
+    def __init__(self, store: IStore, updates: UpdateQueue):
         self.store = store
         self.updates = updates
         self._pending: dict[str, str] = {}  # task ID -> ID of the queued `canceled` update

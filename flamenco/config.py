@@ -375,7 +375,8 @@ def _check_upstream(values: dict) -> None:
         raise ConfigError(f"database_url: {url!r} names no database (mongodb://host[:port]/dbname)")
     mode = values.get("worker_registration", "")
     if mode and mode not in REGISTRATION_MODES:
-        raise ConfigError(f"worker_registration: {mode!r} is not one of {', '.join(REGISTRATION_MODES)}")
+        raise ConfigError(f"worker_registration: {mode!r} is not one of "
+                          f"{', '.join(REGISTRATION_MODES)}")
     if mode == "secret" and not values.get("worker_registration_secret"):
         raise ConfigError("worker_registration_secret: required when worker_registration is secret")
     if mode == "open" and values.get("worker_registration_secret"):

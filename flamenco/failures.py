@@ -20,6 +20,7 @@ from flamenco.documents import Task, Worker
 from flamenco.errors import BadRequest, UnknownWorker
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.store.farm import BlocklistEntry
+from flamenco.store.interface import IStore
 from flamenco.updates import UpdateQueue
 
 log = Logger()
@@ -34,7 +35,7 @@ class Verdict:
 
 
 class FailureHandling:
-    def __init__(self, store, updates: UpdateQueue, *, soft_fail: bool, fail_after: int,
+    def __init__(self, store: IStore, updates: UpdateQueue, *, soft_fail: bool, fail_after: int,
                  blocklist_threshold: int, blocklist_expiry: float, quarantine=None):
         self.store = store
         self.updates = updates

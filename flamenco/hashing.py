@@ -16,10 +16,11 @@ after their 3 s timeout are still hashed. Here:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 from twisted.internet import defer
@@ -78,8 +79,10 @@ class HashingPool:
             self.running += 1
             self.started += 1
             future = self._executor.submit(_timed, function, *args)
-            future.add_done_callback(
-                lambda f, done=done: self.reactor.callFromThread(self._finished, f, done))
+            future.add_done_callback(functools.partial(self._finished_in_thread, done))
+
+    def _finished_in_thread(self, done: defer.Deferred, future: Future) -> None:
+        self.reactor.callFromThread(self._finished, future, done)
 
     def _finished(self, future, done: defer.Deferred) -> None:
         self.running -= 1

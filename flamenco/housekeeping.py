@@ -6,12 +6,18 @@ a store lease so that only one of several Managers sharing a database runs it at
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco import statuses
 from flamenco.periodic import PeriodicJob
+from flamenco.store.interface import IStore
+from flamenco.task_logs import TaskLogs
+from flamenco.task_updates import TaskUpdateService
+from flamenco.workers import WorkerService
 
 log = Logger()
 
@@ -24,7 +30,7 @@ class WorkerTimeouts:
     active tasks are re-queued (E8). Run by the task-timeout check, before it fails tasks, so
     that with equal thresholds a silent Worker's task is re-queued rather than failed."""
 
-    def __init__(self, store, task_updates, *, timeout: float):
+    def __init__(self, store: IStore, task_updates: TaskUpdateService, *, timeout: float):
         self.store = store
         self.task_updates = task_updates
         self.timeout = timeout
@@ -58,10 +64,11 @@ class WorkerCleanup(PeriodicJob):
     """§5.11: Workers in one of `worker_statuses` not seen for `max_age` seconds are removed,
     their active tasks re-queued first. Off when `max_age` is 0."""
 
-    name = "worker-cleanup"
+    name = "worker-cleanup"  # type: ignore[assignment]  # Service.name = None, unannotated
     lease_name = "worker-cleanup"
 
-    def __init__(self, store, workers, clock, *, max_age: float, worker_statuses,
+    def __init__(self, store: IStore, workers: WorkerService, clock: IReactorTime, *,
+                 max_age: float, worker_statuses: Iterable[str],
                  lease_holder: str, first: float = 300, interval: float = 30):
         super().__init__(store, clock, first=first, interval=interval,
                          lease_holder=lease_holder)
@@ -85,10 +92,11 @@ class TaskCleanup(PeriodicJob):
     never an active one nor one with updates still queued; the Server sends any it changes
     later again. Expired blocklist entries go too."""
 
-    name = "task-cleanup"
+    name = "task-cleanup"  # type: ignore[assignment]  # Service.name = None, unannotated
     lease_name = "task-cleanup"
 
-    def __init__(self, store, task_logs, clock, *, max_age: float, lease_holder: str,
+    def __init__(self, store: IStore, task_logs: TaskLogs | None, clock: IReactorTime, *,
+                 max_age: float, lease_holder: str,
                  first: float = 360, interval: float = 600):
         super().__init__(store, clock, first=first, interval=interval,
                          lease_holder=lease_holder)

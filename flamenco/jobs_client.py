@@ -9,6 +9,7 @@ import attrs
 import treq
 from treq.client import HTTPClient
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
 
 
 @attrs.frozen
@@ -40,11 +41,10 @@ class JobClient:
         await self.pool.closeCachedConnections()
 
     async def _call(self, method: str, path: str, doc=None) -> dict:
-        kwargs = {"timeout": self.timeout}
-        if doc is not None:
-            kwargs["data"] = json.dumps(doc).encode("utf-8")
-            kwargs["headers"] = {b"Content-Type": [b"application/json"]}
-        response = await self.http.request(method, urljoin(self.base, path), **kwargs)
+        data = None if doc is None else json.dumps(doc).encode("utf-8")
+        headers = None if doc is None else Headers({b"Content-Type": [b"application/json"]})
+        response = await self.http.request(method, urljoin(self.base, path), data=data,
+                                           headers=headers, timeout=self.timeout)
         body = await treq.content(response)
         try:
             answer = json.loads(body) if body.strip() else {}

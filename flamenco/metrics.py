@@ -6,15 +6,21 @@ as things happen (the event bus, the upstream pusher and downloader, the `/task`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from flamenco.events import Event, EventBus
+from flamenco.store.interface import IStore
+
+if TYPE_CHECKING:
+    from flamenco.upstream.link import UpstreamLink
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class ManagerMetrics:
-    def __init__(self, store, bus: EventBus, link=None):
+    def __init__(self, store: IStore, bus: EventBus, link: UpstreamLink | None = None):
         self.store = store
         self.registry = CollectorRegistry()
         registry = self.registry

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import attrs
+from twisted.internet.interfaces import IReactorTime
 
+from flamenco.config import Config
 from flamenco.events import EventBus
 from flamenco.farm_view import FarmView
 from flamenco.metrics import ManagerMetrics
 from flamenco.previews import Previews
+from flamenco.store.interface import IStore
 from flamenco.task_activity import TaskActivity
+from flamenco.upstream import ITaskSource
 from flamenco.upstream.health import UpstreamHealth
+from flamenco.upstream.link import UpstreamLink
 from flamenco.web.access import AccessPolicy
+from flamenco.workers import WorkerService
 
 
 @attrs.define
@@ -24,9 +30,10 @@ class OperatorView:
     previews: Previews
 
 
-def build_operator_view(config, store, bus: EventBus, workers, task_source, clock) -> OperatorView:
+def build_operator_view(config: Config, store: IStore, bus: EventBus, workers: WorkerService,
+                        task_source: ITaskSource, clock: IReactorTime) -> OperatorView:
     """`store` should be the `ObservedStore` publishing to `bus`."""
-    link = task_source if hasattr(task_source, "pusher") else None
+    link = task_source if isinstance(task_source, UpstreamLink) else None
     activity = TaskActivity(bus, clock)
     health = UpstreamHealth(store, clock, bus, link,
                             stale_after=3 * config.task_update_push_max_interval_seconds)

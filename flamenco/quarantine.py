@@ -16,12 +16,13 @@ from twisted.logger import Logger
 from flamenco import statuses
 from flamenco.documents import Worker
 from flamenco.store.farm import Quarantine
+from flamenco.store.interface import IStore
 
 log = Logger()
 
 
 class SickWorkers:
-    def __init__(self, store, *, jobs: int, window: float):
+    def __init__(self, store: IStore, *, jobs: int, window: float):
         self.store = store
         self.jobs = jobs
         self.window = timedelta(seconds=window)

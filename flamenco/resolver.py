@@ -10,11 +10,13 @@ names on a small pool of its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from twisted.internet._resolver import GAIResolver, HostResolution
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IHostnameResolver, IResolutionReceiver
+from twisted.internet.interfaces import (
+    IAddress, IHostnameResolver, IHostResolution, IResolutionReceiver)
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -36,7 +38,7 @@ class DedicatedResolver:
     def resolveHostName(self, resolutionReceiver: IResolutionReceiver, hostName: str,
                         portNumber: int = 0,
                         addressTypes: Sequence[type[IAddress]] | None = None,
-                        transportSemantics: str = "TCP") -> HostResolution:
+                        transportSemantics: str = "TCP") -> IHostResolution:
         literal = _literal(hostName, portNumber, transportSemantics)
         if literal is None:
             return self._names.resolveHostName(resolutionReceiver, hostName, portNumber,
@@ -50,7 +52,7 @@ class DedicatedResolver:
 
 
 def _literal(host: str, port: int, semantics: str) -> IPv4Address | IPv6Address | None:
-    kind = "UDP" if semantics == "UDP" else "TCP"
+    kind: Literal["TCP", "UDP"] = "UDP" if semantics == "UDP" else "TCP"
     if isIPAddress(host):
         return IPv4Address(kind, host, port)
     if isIPv6Address(host):

@@ -7,6 +7,7 @@ from twisted.logger import Logger
 from flamenco import statuses
 from flamenco.documents import GENERATION_2_X, Task, Worker
 from flamenco.errors import NoSupportedTypes, StatusChangePending
+from flamenco.store.interface import IStore
 from flamenco.upstream import Freshness, ITaskSource
 from flamenco.updates import UpdateQueue
 from flamenco.variables import replace_in_commands, variables_for_platform
@@ -18,7 +19,8 @@ MAX_REEXAMINATIONS = 3
 
 
 class Scheduler:
-    def __init__(self, store, updates: UpdateQueue, task_source: ITaskSource, variables: dict):
+    def __init__(self, store: IStore, updates: UpdateQueue, task_source: ITaskSource,
+                 variables: dict):
         self.store = store
         self.updates = updates
         self.task_source = task_source

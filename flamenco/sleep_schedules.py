@@ -14,6 +14,7 @@ import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 import attrs
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco import statuses
@@ -21,6 +22,7 @@ from flamenco.documents import InvalidDocument
 from flamenco.errors import BadRequest
 from flamenco.periodic import PeriodicJob
 from flamenco.store.farm import SleepSchedule
+from flamenco.store.interface import IStore
 from flamenco.workers import named_worker
 
 log = Logger()
@@ -39,14 +41,16 @@ def parse_schedule(worker_id: str, doc: dict) -> SleepSchedule:
     if not isinstance(days, str) or any(day not in DAYS for day in days.lower().split()):
         raise InvalidDocument(f"field 'days_of_week' must be a subset of {' '.join(DAYS)!r}",
                               {"field": "days_of_week"})
-    times = {}
-    for key in ("time_start", "time_end"):
-        value = doc.get(key) or ""
-        if not isinstance(value, str) or (value and not _TIME.match(value)):
-            raise InvalidDocument(f"field {key!r} must be HH:MM", {"field": key})
-        times[key] = value
     return SleepSchedule(worker_id, active, tuple(dict.fromkeys(days.lower().split())),
-                         **times)
+                         time_start=_clock_text(doc, "time_start"),
+                         time_end=_clock_text(doc, "time_end"))
+
+
+def _clock_text(doc: dict, key: str) -> str:
+    value = doc.get(key) or ""
+    if not isinstance(value, str) or (value and not _TIME.match(value)):
+        raise InvalidDocument(f"field {key!r} must be HH:MM", {"field": key})
+    return value
 
 
 def _clock_time(text: str) -> time | None:
@@ -76,9 +80,9 @@ def next_check(schedule: SleepSchedule, now: datetime, zone: tzinfo) -> datetime
     today = now.astimezone(zone).date()
     candidates = []
     for day in (today, today + timedelta(days=1)):
-        for text in (schedule.time_start, schedule.time_end):
-            if text:
-                candidates.append(_at(day, _clock_time(text), zone))
+        for moment in (_clock_time(schedule.time_start), _clock_time(schedule.time_end)):
+            if moment is not None:
+                candidates.append(_at(day, moment, zone))
     candidates.append(_at(today + timedelta(days=1), time(0, 0), zone))
     return min(moment for moment in candidates if moment > now)
 
@@ -86,17 +90,22 @@ def next_check(schedule: SleepSchedule, now: datetime, zone: tzinfo) -> datetime
 class SleepScheduler(PeriodicJob):
     """Applies due schedules every minute (first 10 s after start), and at once when saved."""
 
-    name = "sleep-scheduler"
+    name = "sleep-scheduler"  # type: ignore[assignment]  # Service.name = None, unannotated
     lease_name = "sleep-scheduler"
 
-    def __init__(self, store, clock, *, zone: tzinfo | None, lease_holder: str,
+    def __init__(self, store: IStore, clock: IReactorTime, *, zone: tzinfo | None,
+                 lease_holder: str,
                  first: float = 10, interval: float = 60):
         super().__init__(store, clock, first=first, interval=interval,
                          lease_holder=lease_holder)
         self.zone = zone
 
     def _zone(self) -> tzinfo:
-        return self.zone or datetime.now().astimezone().tzinfo
+        if self.zone is not None:
+            return self.zone
+        system = datetime.now().astimezone().tzinfo
+        assert system is not None  # astimezone() always sets one; typeshed says Optional
+        return system
 
     async def run(self, now: datetime) -> int:
         due = await self.store.farm.sleep_schedules_due(now)

@@ -30,7 +30,8 @@ def exit_with(message: str, reactor) -> None:
     log, hence `sys.__stderr__` and `os._exit` once the reactor has shut down.
     """
     print(f"{PROGRAM}: {message}", file=sys.__stderr__, flush=True)
-    sys.__stdout__.flush()
+    if sys.__stdout__ is not None:  # None without a console (pythonw)
+        sys.__stdout__.flush()
     if reactor.running:
         reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         reactor.stop()

@@ -53,7 +53,8 @@ def loads(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise JSONRefused(f"body is not valid UTF-8: {error.reason} at byte {error.start}") from None
+        raise JSONRefused(
+            f"body is not valid UTF-8: {error.reason} at byte {error.start}") from None
     try:
         value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
                            parse_constant=_parse_constant)

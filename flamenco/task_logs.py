@@ -36,6 +36,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from flamenco.store.farm import LogMark
+from flamenco.store.interface import IStore
 
 log = Logger()
 
@@ -57,7 +58,7 @@ def log_tail(text: str) -> str:
 
 
 class TaskLogs:
-    def __init__(self, store, root: str):
+    def __init__(self, store: IStore, root: str):
         self.store = store
         self.root = os.path.abspath(root)
         self._locks: dict[str, defer.DeferredLock] = {}

@@ -9,6 +9,7 @@ from flamenco import statuses, upstream_limits
 from flamenco.failures import FailureHandling
 from flamenco.documents import Task, Worker, WorkerTaskUpdate
 from flamenco.errors import TaskConflict, UnknownTask
+from flamenco.store.interface import IStore
 from flamenco.task_logs import update_digest
 from flamenco.updates import UpdateQueue
 
@@ -16,7 +17,8 @@ log = Logger()
 
 
 class TaskUpdateService:
-    def __init__(self, store, updates: UpdateQueue, failures: FailureHandling | None = None):
+    def __init__(self, store: IStore, updates: UpdateQueue,
+                 failures: FailureHandling | None = None):
         self.store = store
         self.updates = updates
         self.failures = failures

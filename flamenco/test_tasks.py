@@ -13,6 +13,8 @@ from twisted.logger import Logger
 from flamenco import statuses
 from flamenco.documents import Worker
 from flamenco.errors import BadRequest
+from flamenco.store.interface import IStore
+from flamenco.updates import UpdateQueue
 
 log = Logger()
 
@@ -31,7 +33,7 @@ def new_local_task_id() -> str:
 
 
 class TestTasks:
-    def __init__(self, store, updates):
+    def __init__(self, store: IStore, updates: UpdateQueue):
         self.store = store
         self.updates = updates
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco import statuses
 from flamenco.documents import Task
+from flamenco.housekeeping import WorkerTimeouts
 from flamenco.periodic import PeriodicJob
+from flamenco.store.interface import IStore
 from flamenco.timefmt import log_stamp, rfc3339
 from flamenco.updates import UpdateQueue
 
@@ -25,11 +28,12 @@ class TaskTimeoutChecker(PeriodicJob):
     """Every `interval` seconds, after a start-up `grace` period so workers can report back
     after a Manager outage, fail the active tasks not pinged within `timeout` seconds."""
 
-    name = "task-timeout-checker"
+    name = "task-timeout-checker"  # type: ignore[assignment]  # Service.name = None, unannotated
     lease_name = LEASE_NAME
 
-    def __init__(self, store, updates: UpdateQueue, clock, *, timeout: float, interval: float,
-                 grace: float, lease_holder: str, worker_timeouts=None):
+    def __init__(self, store: IStore, updates: UpdateQueue, clock: IReactorTime, *,
+                 timeout: float, interval: float, grace: float, lease_holder: str,
+                 worker_timeouts: WorkerTimeouts | None = None):
         super().__init__(store, clock, first=grace, interval=interval,
                          lease_holder=lease_holder)
         #: `housekeeping.WorkerTimeouts`, run first in every sweep (§4.5 E7/E8).

@@ -8,6 +8,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from flamenco.documents import TaskUpdate
 from flamenco.ids import new_object_id
+from flamenco.store.interface import IStore
 from flamenco.task_logs import TaskLogs
 from flamenco.timefmt import log_stamp, utc_now
 
@@ -15,7 +16,7 @@ from flamenco.timefmt import log_stamp, utc_now
 class UpdateQueue:
     """Creates TaskUpdates (fresh ObjectId, received now) and hands them to the store."""
 
-    def __init__(self, store, clock: IReactorTime, task_logs: TaskLogs | None = None):
+    def __init__(self, store: IStore, clock: IReactorTime, task_logs: TaskLogs | None = None):
         self.store = store
         self.clock = clock
         #: Where every update's log also goes (None: no log files).

@@ -24,7 +24,8 @@ METRICS_MAX_KEY_LENGTH = 256
 
 
 def is_int64(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and INT64_MIN <= value <= INT64_MAX)
 
 
 def metrics_problem(metrics: Any) -> str:
@@ -65,7 +66,8 @@ def sanitised(doc: dict, command_count: int | None = None) -> tuple[dict, list[s
         if key not in fixed:
             continue
         value = fixed[key]
-        beyond = command_count is not None and value != 0 and is_int64(value) and value >= command_count
+        beyond = (command_count is not None and value != 0 and is_int64(value)
+                  and value >= command_count)
         if not (is_int64(value) and value >= 0) or beyond:
             fixed[key] = 0
             corrected.append(key)

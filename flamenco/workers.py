@@ -8,6 +8,7 @@ import os
 
 import attrs
 import jwt
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco import statuses
@@ -19,6 +20,7 @@ from flamenco.errors import BadRequest, Forbidden, NotAuthenticated, UnknownWork
 from flamenco.hashing import HashingPool
 from flamenco.ids import is_object_id, new_object_id, normalise_object_id
 from flamenco.passwords import check_secret, hash_secret
+from flamenco.store.interface import IStore
 from flamenco.task_updates import TaskUpdateService
 from flamenco.timefmt import utc_now
 from flamenco.upstream import ITaskSource
@@ -44,7 +46,7 @@ class CredentialCache:
     The key is random per process, so the cache is useless outside it.
     """
 
-    def __init__(self, clock, lifetime: float = CREDENTIAL_CACHE_SECONDS):
+    def __init__(self, clock: IReactorTime, lifetime: float = CREDENTIAL_CACHE_SECONDS):
         self.clock = clock
         self.lifetime = lifetime
         self._key = os.urandom(32)
@@ -76,7 +78,8 @@ class CredentialCache:
 class WorkerService:
     """`registration` is open, secret or approve (config `worker_registration`)."""
 
-    def __init__(self, store, task_updates: TaskUpdateService, task_source: ITaskSource, clock,
+    def __init__(self, store: IStore, task_updates: TaskUpdateService, task_source: ITaskSource,
+                 clock: IReactorTime,
                  hashing: HashingPool, limiter: FailedAuthLimiter, *, registration: str = "open",
                  registration_secret: str = "", bcrypt_rounds: int = 10, quarantine=None):
         self.store = store
@@ -230,7 +233,8 @@ class WorkerService:
             "lazy_status_request": False,
             "current_task": None,
         }
-        if worker.status == statuses.W_ASLEEP and worker.status_requested in ("", statuses.W_SHUTDOWN):
+        if (worker.status == statuses.W_ASLEEP
+                and worker.status_requested in ("", statuses.W_SHUTDOWN)):
             # Go back to sleep when it returns (M2.3).
             changes["status_requested"] = statuses.W_ASLEEP
         await self._update(worker, changes)

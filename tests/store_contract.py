@@ -48,7 +48,8 @@ class StoreContract:
         self.assertTrue(await store.try_lease("push", "manager-a", T0, ttl))
         self.assertFalse(await store.try_lease("push", "manager-b", T0 + timedelta(seconds=5), ttl))
         self.assertTrue(await store.try_lease("push", "manager-a", T0 + timedelta(seconds=5), ttl))
-        self.assertFalse(await store.try_lease("push", "manager-b", T0 + timedelta(seconds=14), ttl))
+        self.assertFalse(
+            await store.try_lease("push", "manager-b", T0 + timedelta(seconds=14), ttl))
         self.assertTrue(await store.try_lease("push", "manager-b", T0 + timedelta(seconds=16), ttl))
         self.assertTrue(await store.try_lease("download", "manager-a", T0, ttl))
 
@@ -340,7 +341,8 @@ class StoreContract:
             await store.queue_update(u)
         self.assertEqual(await store.count_queued_updates(), 5)
         self.assertEqual(await store.queued_updates(3), updates[:3])
-        self.assertEqual(await store.ack_updates([updates[0].id, updates[2].id, new_object_id()]), 2)
+        self.assertEqual(
+            await store.ack_updates([updates[0].id, updates[2].id, new_object_id()]), 2)
         self.assertEqual(await store.queued_updates(10), [updates[1], updates[3], updates[4]])
         self.assertEqual(await store.purge_queue(), 3)
         self.assertEqual(await store.queued_updates(10), [])

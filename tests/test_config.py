@@ -37,7 +37,8 @@ class ConfigTests(TestCase):
         self.assertEqual(ListenAddress.parse("[::1]:8083").interface, r"\:\:1")
 
     def test_2x_duration_spellings_are_accepted(self):
-        config, _ = parse_config({"download_task_sleep": "5m", "active_task_timeout_interval": "1h30m",
+        config, _ = parse_config({"download_task_sleep": "5m",
+                                  "active_task_timeout_interval": "1h30m",
                                   "task_update_push_max_interval_seconds": "30s"})
         self.assertEqual(config.download_task_sleep_seconds, 300)
         self.assertEqual(config.active_task_timeout_interval_seconds, 5400)
@@ -70,7 +71,8 @@ class ConfigTests(TestCase):
         cases = [
             ({"task_update_push_max_count": 0}, "task_update_push_max_count"),
             ({"download_task_sleep_seconds": -5}, "download_task_sleep_seconds"),
-            ({"active_task_timeout_interval_seconds": "soon"}, "active_task_timeout_interval_seconds"),
+            ({"active_task_timeout_interval_seconds": "soon"},
+             "active_task_timeout_interval_seconds"),
             ({"task_update_push_max_count": 2.5}, "task_update_push_max_count"),
             ({"listen": "8083"}, "listen"),
             ({"listen": ":99999"}, "listen"),
@@ -135,7 +137,8 @@ class FarmOperationsConfigTests(TestCase):
     def test_2x_spellings_and_durations(self):
         config, _ = parse_config({
             "blacklist_threshold": 5, "blocklist_expiry": "2d", "worker_cleanup_max_age": "720h",
-            "worker_cleanup_status": ["offline", "timeout"], "active_worker_timeout_interval": "15m",
+            "worker_cleanup_status": ["offline", "timeout"],
+            "active_worker_timeout_interval": "15m",
             "active_task_timeout_interval": "1h", "task_cleanup_max_age": "0s",
         })
         self.assertEqual(

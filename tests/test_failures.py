@@ -182,7 +182,7 @@ class QuarantineTests(TestCase):
         farm = await FailureFarm(self, sick_worker_jobs=3, sick_worker_window=3600).start(
             *tasks)
         sick, _ = await farm.worker("sick"), await farm.worker("healthy")
-        for task in tasks[:2]:
+        for _ in tasks[:2]:
             await farm.fail(sick, await farm.take(sick))
             farm.m.clock.advance(1200)
         self.assertEqual((await farm.m.request("GET", "/quarantine")).json, {"quarantine": []})

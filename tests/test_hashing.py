@@ -6,6 +6,7 @@ import time
 import treq
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
+from twisted.web.client import ResponseNeverReceived
 
 from flamenco.hashing import HashingPool, Overloaded
 from tests.inprocess import InProcessManager
@@ -102,7 +103,7 @@ class StormTests(TestCase):
     async def test_a_registration_whose_worker_hung_up_is_not_hashed(self):
         m = await self.manager()
         blocker = self.pool.submit(self.gate.job, "blocker")
-        with self.assertRaises(Exception):
+        with self.assertRaises(ResponseNeverReceived):  # the client's timeout
             await treq.post(m.url + "/register-worker", timeout=0.3, data=(
                 b'{"secret": "s", "platform": "linux", "nickname": "n"}'))
         await until(lambda: self.pool.queued == 1)

@@ -139,7 +139,7 @@ class JsonLineTests(unittest.TestCase):
 
         def emit(logger):
             try:
-                1 / 0
+                raise ZeroDivisionError("division by zero")
             except ZeroDivisionError:
                 logger.failure("sweep of {count} tasks failed", count=3, where=object)
 

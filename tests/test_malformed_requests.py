@@ -7,7 +7,8 @@ from flamenco.passwords import PREHASHED
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
 
-REGISTRATION = b'{"secret": "s", "platform": "linux", "nickname": %s, "supported_job_types": ["sleep"]}'
+REGISTRATION = (b'{"secret": "s", "platform": "linux", "nickname": %s,'
+                b' "supported_job_types": ["sleep"]}')
 ECHO = {"name": "echo", "settings": {"message": "hello"}}
 
 
@@ -143,7 +144,8 @@ class UpstreamLimitTests(TestCase):
 
     async def test_command_index_beyond_the_tasks_commands_goes_up_as_zero(self):
         farm = await Farm(self).start()
-        self.assertEqual((await self.sent(farm, {"current_command_idx": 2}))["current_command_idx"], 2)
+        sent = await self.sent(farm, {"current_command_idx": 2})
+        self.assertEqual(sent["current_command_idx"], 2)
         doc = await self.sent(farm, {"current_command_idx": 3, "activity": "still here"})
         self.assertEqual((doc["current_command_idx"], doc["current_command_index"],
                           doc["activity"]), (0, 0, "still here"))

@@ -77,7 +77,8 @@ ENDPOINTS = [
     ("GET", "/may-i-run/{task}"), ("POST", "/output-produced"), ("GET", "/status-change"),
     ("POST", "/ack-status-change/{status}"), ("GET", "/"),
 ]
-task_ids = st.sampled_from(["own", "other"]) | st.sampled_from(["x", "5a1f", "%00", "..%2f", "", "%2F%2F", "%ff"])
+task_ids = st.sampled_from(["own", "other"]) | st.sampled_from(
+    ["x", "5a1f", "%00", "..%2f", "", "%2F%2F", "%ff"])
 statuses = st.sampled_from(["asleep", "awake", "shutdown", "timeout", ""]) | header_text.filter(
     lambda text: text.isalnum())
 

@@ -43,7 +43,8 @@ class TimeoutCheckerTests(TestCase):
 
         failed = (await store.queued_updates(10))[0]
         self.assertEqual((failed.task_id, failed.task_status, failed.activity),
-                         (silent["_id"], "failed", "Task timed out on worker 10.0.0.21 (render-01)"))
+                         (silent["_id"], "failed",
+                          "Task timed out on worker 10.0.0.21 (render-01)"))
         self.assertRegex(
             failed.log,
             r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000 Task render-1 \(" + silent["_id"]

@@ -87,8 +87,8 @@ class TwoManagerTests(TestCase):
                 assigned.append((doc["_id"], sim.worker_id))
                 if len(assigned) == KILL_AFTER and not killed.called:
                     killed.callback(None)
-                code = await self.call(sim, b.url, lambda: self.accepted(sim.send_update(
-                    doc["_id"], task_status="completed", activity="done")))
+                code = await self.call(sim, b.url, lambda task_id=doc["_id"]: self.accepted(
+                    sim.send_update(task_id, task_status="completed", activity="done")))
                 self.assertEqual(code, 204)
 
         async def kill_a():

@@ -115,7 +115,8 @@ class DownloaderTests(unittest.TestCase):
         await self.make(throttle=0)
         self.downloader.kick(["a"])
         self.downloader.kick(["b"])
-        self.assertEqual(len(self.depsgraph_requests()), 1, "nothing happens before the reactor turns")
+        self.assertEqual(len(self.depsgraph_requests()), 1,
+                         "nothing happens before the reactor turns")
         self.clock.advance(0)
         self.downloader.kick(["c"])  # while the hinted download runs
         await self.downloader.when_idle()

@@ -19,7 +19,8 @@ settings_values = st.one_of(
 
 class VariableTests(TestCase):
     def test_platform_table(self):
-        self.assertEqual(variables_for_platform(VARIABLES, "windows"), {"blender": "c:/blender.exe"})
+        self.assertEqual(variables_for_platform(VARIABLES, "windows"),
+                         {"blender": "c:/blender.exe"})
         self.assertEqual(variables_for_platform(VARIABLES, "darwin"), {})
 
     def test_replaces_every_occurrence_and_keeps_unknown_placeholders(self):

@@ -52,7 +52,8 @@ class RegistrationTests(TestCase):
             (b"[1, 2]", "must be a JSON object"),
             (b'{"platform": "linux", "nickname": "x"}', "'secret' is required"),
             (b'{"secret": 5, "platform": "linux", "nickname": "x"}', "'secret' must be a string"),
-            (b'{"secret": "s", "platform": "linux", "nickname": "x", "supported_job_types": "sleep"}',
+            (b'{"secret": "s", "platform": "linux", "nickname": "x",'
+             b' "supported_job_types": "sleep"}',
              "list of strings"),
         ]
         for body, message in cases:
@@ -141,7 +142,8 @@ class SignOnOffTests(TestCase):
         self.assertEqual(len(queued), before + 1)
         requeue = queued[-1]
         self.assertEqual((requeue.task_status, requeue.worker), ("claimed-by-manager", "-"))
-        self.assertEqual(requeue.activity, "Re-queued task after worker 127.0.0.1 (render-01) signed off")
+        self.assertEqual(requeue.activity,
+                         "Re-queued task after worker 127.0.0.1 (render-01) signed off")
         self.assertIn(": Manager re-queued task after worker 127.0.0.1 (render-01) signed off",
                       requeue.log)
         self.assertEqual((await m.store.get_task(doc["_id"])).status, "claimed-by-manager")

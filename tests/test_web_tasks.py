@@ -69,7 +69,8 @@ class TaskEndpointTests(TestCase):
         active, note = await farm.store.queued_updates(10)
         self.assertEqual((active.task_status, active.worker, active.activity), ("active", "", ""))
         self.assertEqual(note.activity, "Manager assigned task to worker 127.0.0.1 (render-01)")
-        self.assertRegex(note.log, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}: Manager assigned task")
+        self.assertRegex(note.log,
+                         r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}: Manager assigned task")
         self.assertEqual(note.task_status, "")
 
     async def test_2x_announcement_names_the_task(self):
@@ -266,7 +267,8 @@ class TaskUpdateTests(TestCase):
         forwarded = (await farm.store.queued_updates(100))[-1]
         self.assertEqual((forwarded.task_status, forwarded.activity, forwarded.log),
                          ("", "", "still going"))
-        await farm.update(auth, task_id, {"task_status": "canceled", "activity": "Task was canceled"})
+        await farm.update(auth, task_id,
+                          {"task_status": "canceled", "activity": "Task was canceled"})
         self.assertEqual((await farm.store.get_task(task_id)).status, statuses.CANCELED)
 
     async def test_completed_task_is_not_reopened_by_a_late_update(self):
@@ -342,7 +344,8 @@ class ReturnTests(TestCase):
         update = (await farm.store.queued_updates(10))[-1]
         self.assertEqual((update.task_status, update.worker, update.activity), (
             "claimed-by-manager", "-",
-            "Re-queued task after unassigning from worker 127.0.0.1 (render-01): returned by worker"))
+            "Re-queued task after unassigning from worker 127.0.0.1 (render-01): "
+            "returned by worker"))
         self.assertEqual((await farm.store.get_task(doc["_id"])).status, "claimed-by-manager")
         # Returning again is a no-op: the task is no longer active.
         before = await farm.store.count_queued_updates()
@@ -381,12 +384,14 @@ class MiscEndpointTests(TestCase):
                                   json_body={"paths": ["/render/0001.png"]})
         self.assertEqual(ok.code, 204)
         empty = await farm.m.request("POST", "/output-produced", auth=auth, json_body={"paths": []})
-        self.assertEqual((empty.code, empty.json["error"]), (422, "List of paths may not be empty."))
+        self.assertEqual((empty.code, empty.json["error"]),
+                         (422, "List of paths may not be empty."))
 
     async def test_unknown_route_and_method_are_json_errors(self):
         farm = await Farm(self).start()
         missing = await farm.m.request("GET", "/no-such-thing")
-        self.assertEqual((missing.code, missing.json["error"]), (404, "no such endpoint: /no-such-thing"))
+        self.assertEqual((missing.code, missing.json["error"]),
+                         (404, "no such endpoint: /no-such-thing"))
         wrong = await farm.m.request("DELETE", "/task")
         self.assertEqual(wrong.code, 405)
         self.assertIn("not allowed", wrong.json["error"])

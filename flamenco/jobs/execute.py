@@ -24,7 +24,7 @@ class ExecJob:
         single, many = settings.get("cmd"), settings.get("cmds")
         if (single is None) == (many is None):
             raise CompileError(["settings: give exactly one of 'cmd' and 'cmds'"])
-        lines = [single] if single is not None else many
+        lines = [single] if single is not None else settings["cmds"]
         problems = [f"settings.cmds[{index}]: empty command line"
                     for index, line in enumerate(lines) if not line.strip()]
         if not lines:

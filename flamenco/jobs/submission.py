@@ -56,6 +56,7 @@ def prepare_job(doc: Any, job_types: Mapping[str, JobType], twoway: TwoWayVariab
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append("name: required, a non-empty string")
+        name = ""
     elif len(name) > MAX_NAME_LENGTH:
         problems.append(f"name: at most {MAX_NAME_LENGTH} characters")
     priority = _priority(doc, problems)
@@ -66,9 +67,10 @@ def prepare_job(doc: Any, job_types: Mapping[str, JobType], twoway: TwoWayVariab
     for key in sorted(set(doc) - {"name", "type", "priority", "settings",
                                   "submitter_platform"}):
         problems.append(f"{key}: unknown field")
-    job_type = job_types.get(doc.get("type")) if isinstance(doc.get("type"), str) else None
+    type_name = doc.get("type")
+    job_type = job_types.get(type_name) if isinstance(type_name, str) else None
     if job_type is None:
-        problems.append(f"type: {doc.get('type')!r} is not a job type "
+        problems.append(f"type: {type_name!r} is not a job type "
                         f"(known: {', '.join(sorted(job_types))})")
         raise JobRejected(problems)
     settings, setting_problems = validate_settings(job_type.settings, doc.get("settings", {}))

@@ -12,12 +12,13 @@ from __future__ import annotations
 from twisted.internet.interfaces import IReactorTime
 
 from flamenco.documents import TaskUpdate
+from flamenco.store.interface import IStore
 from flamenco.store.jobs import IJobStore
 from flamenco.updates import UpdateQueue
 
 
 class LocalUpdateQueue(UpdateQueue):
-    def __init__(self, store, clock: IReactorTime, *args, jobs: IJobStore, **kwargs):
+    def __init__(self, store: IStore, clock: IReactorTime, *args, jobs: IJobStore, **kwargs):
         super().__init__(store, clock, *args, **kwargs)
         self.jobs = jobs
         #: Jobs whose tasks changed status since they were last reconciled.

@@ -23,6 +23,7 @@ import json
 from typing import Callable
 
 from twisted.internet import defer
+from twisted.internet.interfaces import ITCPTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.http import RESPONSES, HTTPChannel
 from twisted.web.server import Request, Site
@@ -53,15 +54,23 @@ class _Channel(HTTPChannel):
         super().timeoutConnection()
 
 
-def build_site(resource, mode: str, idle_timeout: float) -> Site:
-    options = {"timeout": idle_timeout} if mode == IDLE_TIMEOUT else {}
-    site = Site(resource, requestFactory=_Request, **options)
-    site.protocol = _Channel
-    site.connection_mode = mode
-    site.idle_timeouts = 0  # connections closed for being idle (observation for tests)
-    site.noisy = False
-    site.displayTracebacks = False
-    return site
+class _Site(Site):
+    # Site types `protocol` as its HTTP/2-negotiating factory; any HTTPChannel class serves.
+    protocol = _Channel  # type: ignore[assignment]
+
+    def __init__(self, resource, mode: str, idle_timeout: float):
+        if mode == IDLE_TIMEOUT:
+            super().__init__(resource, requestFactory=_Request, timeout=idle_timeout)
+        else:
+            super().__init__(resource, requestFactory=_Request)
+        self.connection_mode = mode
+        self.idle_timeouts = 0  # connections closed for being idle (observation for tests)
+        self.noisy = False
+        self.displayTracebacks = False
+
+
+def build_site(resource, mode: str, idle_timeout: float) -> _Site:
+    return _Site(resource, mode, idle_timeout)
 
 
 class _Connection(ProtocolWrapper):
@@ -135,14 +144,15 @@ class _Connection(ProtocolWrapper):
     def _refuse(self, code: int, message: str) -> None:
         body = json.dumps({"_status": "ERR", "_error": {"code": code, "message": message}})
         body_bytes = body.encode("utf-8")
-        self.transport.write(
+        transport = ITCPTransport(self.transport)
+        transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
             b"Connection: close\r\n\r\n%s"
             % (code, RESPONSES.get(code, b"Refused"), len(body_bytes), body_bytes))
         self._discarding = True
         # Our side first (the answer then reaches the client whole, not cut by a reset);
         # the connection ends when the client closes its side.
-        self.transport.loseWriteConnection()
+        transport.loseWriteConnection()
 
     def connectionLost(self, reason):
         factory = self.factory
@@ -156,10 +166,11 @@ class ServerConnections(WrappingFactory):
     protocol = _Connection
     noisy = False
 
-    def __init__(self, site: Site, mode: str, refusal: Refusal):
+    def __init__(self, site: _Site, mode: str, refusal: Refusal):
         if mode not in MODES:
             raise ValueError(f"unknown connection mode {mode!r}; one of {', '.join(MODES)}")
         super().__init__(site)
+        self.site = site
         self.mode = mode
         self.refusal = refusal
         self.opened = 0  # connections accepted (observation for tests)
@@ -178,7 +189,7 @@ class ServerConnections(WrappingFactory):
     def close_all(self) -> defer.Deferred:
         if not self.protocols:
             return defer.succeed(None)
-        d = defer.Deferred()
+        d: defer.Deferred[None] = defer.Deferred()
         self._waiting.append(d)
         for proto in list(self.protocols):
             proto.transport.abortConnection()

@@ -33,6 +33,8 @@ from email.policy import HTTP
 
 from klein import Klein
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
 from flamenco.ids import is_object_id
@@ -72,8 +74,8 @@ class SimulatedServer(ServerState):
         #: [2021] task ID -> job ID of logs to ask the Manager for (`upload_task_file_queue`)
         self.log_requests: dict[str, str] = {}
         self.attached_logs: dict[str, bytes] = {}  # task ID -> the gzipped upload
-        self._waiters: list[tuple] = []
-        self._port = None
+        self._waiters: list[list] = []  # [condition, Deferred, timer]
+        self._port: IListeningPort | None = None
         self._factory: ServerConnections | None = None
 
     # -- serving ---------------------------------------------------------------------------------
@@ -87,19 +89,27 @@ class SimulatedServer(ServerState):
 
     def connection_counts(self) -> dict[str, int]:
         """Connections accepted, and closed for being idle, since `listen`."""
-        return {"opened": self._factory.opened,
-                "idle_timeouts": self._factory.wrappedFactory.idle_timeouts}
+        _, factory = self._listening()
+        return {"opened": factory.opened, "idle_timeouts": factory.site.idle_timeouts}
 
     @property
     def url(self) -> str:
-        address = self._port.getHost()
+        port, _ = self._listening()
+        address = port.getHost()
+        assert isinstance(address, (IPv4Address, IPv6Address))  # a listenTCP port
         return f"http://{address.host}:{address.port}/"
+
+    def _listening(self) -> tuple[IListeningPort, ServerConnections]:
+        if self._port is None or self._factory is None:
+            raise RuntimeError("the simulated Server is not listening: call listen() first")
+        return self._port, self._factory
 
     async def stop(self) -> None:
         """Stop listening and close every connection (which also ends hanging requests)."""
         if self._port is not None:
-            await self._port.stopListening()
-            await self._factory.close_all()
+            port, factory = self._listening()
+            await defer.maybeDeferred(port.stopListening)
+            await factory.close_all()
             self._port = None
         self._hanging.clear()
 
@@ -110,8 +120,8 @@ class SimulatedServer(ServerState):
             return defer.succeed(None)
         if reactor is None:
             from twisted.internet import reactor
-        d = defer.Deferred()
-        entry = [condition, d, None]
+        d: defer.Deferred[None] = defer.Deferred()
+        entry: list = [condition, d, None]
         entry[2] = reactor.callLater(timeout, self._expire, entry, timeout)
         self._waiters.append(entry)
         return d
@@ -148,7 +158,7 @@ class SimulatedServer(ServerState):
         if self.down_status is not None:
             return self._error(request, self.down_status, "simulated outage")
         if route in self.hang or details.get("task_id") in self.hang:
-            d = defer.Deferred()
+            d: defer.Deferred[None] = defer.Deferred()
             self._hanging.append(d)
             return d
         token = _token(_header(request, "authorization"))
@@ -257,7 +267,8 @@ class SimulatedServer(ServerState):
             if doc["manager"] != manager_id:
                 continue
             if since is None:
-                if doc["job"] in runnable_jobs and doc["status"] in CLEAN_SLATE_TASK[self.generation]:
+                clean_slate = CLEAN_SLATE_TASK[self.generation]
+                if doc["job"] in runnable_jobs and doc["status"] in clean_slate:
                     selected.append(task)
             elif task.updated > since and doc["status"] in SINCE_TASK[self.generation]:
                 if self.generation == "2017" or doc["job"] in runnable_jobs:
@@ -320,7 +331,8 @@ class SimulatedServer(ServerState):
             return self._error(request, 400, "expected a JSON array of task updates")
         for update in batch:
             if not (is_object_id(update.get("_id")) and is_object_id(update.get("task_id"))):
-                return self._error(request, 400, f"invalid ObjectId in update {update.get('_id')!r}")
+                return self._error(request, 400,
+                                   f"invalid ObjectId in update {update.get('_id')!r}")
         self.pushed_batches.append({"count": len(batch), "gzip": compressed, "bytes": size})
         handled, modified = [], 0
         for update in batch:

@@ -432,8 +432,8 @@ class SimulatedWorker:
                 if not self.worker_id:
                     await self.register()
                 elif self.is_2x:
-                    answer = await self.sign_on()
-                    if answer.code == 401:
+                    signed_on = await self.sign_on()
+                    if signed_on.code == 401:
                         await self.register()
                         await self.sign_on()
                 break

@@ -53,4 +53,5 @@ def main(argv: list[str] | None = None) -> None:
     done.addErrback(lambda failure: log.failure("worker loop failed", failure))
     done.addBoth(lambda _: defer.gatherResults([defer.ensureDeferred(w.close()) for w in workers]))
     done.addBoth(lambda _: reactor.stop())
-    reactor.run(installSignalHandlers=False)
+    # The reactor's run() takes it; IReactorCore, as which twisted types `reactor`, does not.
+    reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from flamenco.store.interface import StoreUnavailable
+from flamenco.store.interface import IStore, StoreUnavailable
 
 #: Setting key prefix; the value is the clock time (Unix seconds) of the latest refusal.
 SETTING_PREFIX = "gzip_refused_by:"
@@ -22,8 +22,8 @@ REPROBE_SECONDS = 24 * 3600.0
 class GzipChoice:
     log = Logger()
 
-    def __init__(self, store, clock: IReactorTime, server_url: str, *, enabled: bool = True,
-                 reprobe_after: float = REPROBE_SECONDS):
+    def __init__(self, store: IStore | None, clock: IReactorTime, server_url: str, *,
+                 enabled: bool = True, reprobe_after: float = REPROBE_SECONDS):
         self.store = store  # None: the decision lives in memory only (tests, bench)
         self.clock = clock
         self.enabled = enabled  # False: configured off (`upstream_gzip: false`), never probed
@@ -42,7 +42,7 @@ class GzipChoice:
         """Gzip the next push? (Also True when a refusing Server is due for a re-probe.)"""
         if not self.enabled:
             return False
-        if not self._loaded:
+        if not self._loaded and self.store is not None:
             try:
                 stored = await self.store.get_setting(self.key)
             except StoreUnavailable:

@@ -7,16 +7,23 @@ row. "none": no Server is configured.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.internet.interfaces import IReactorTime
 
 from flamenco.events import EventBus
+from flamenco.store.interface import IStore
 from flamenco.timefmt import from_epoch, rfc3339, utc_now
+
+if TYPE_CHECKING:
+    from flamenco.upstream.link import UpstreamLink
 
 RED_AFTER_FAILURES = 2
 
 
 class UpstreamHealth:
-    def __init__(self, store, clock: IReactorTime, bus: EventBus, link=None, *,
+    def __init__(self, store: IStore, clock: IReactorTime, bus: EventBus,
+                 link: UpstreamLink | None = None, *,
                  stale_after: float = 300.0):
         self.store = store
         self.clock = clock
@@ -66,4 +73,5 @@ class UpstreamHealth:
 
 
 def _moment(seconds: float | None) -> str | None:
-    return None if seconds is None else rfc3339(from_epoch(seconds))
+    moment = from_epoch(seconds)
+    return None if moment is None else rfc3339(moment)

@@ -45,7 +45,8 @@ class LogUploader:
         for entry in entries:
             job = entry.get("job") if isinstance(entry, dict) else None
             task = entry.get("task") if isinstance(entry, dict) else None
-            if not (is_object_id(job) and is_object_id(task)):
+            if not (isinstance(job, str) and isinstance(task, str)
+                    and is_object_id(job) and is_object_id(task)):
                 log.warn("ignoring a malformed log upload request from the Server: {entry!r}",
                          entry=entry)
                 continue
@@ -61,8 +62,13 @@ class LogUploader:
     def when_idle(self) -> defer.Deferred:
         if self._running is None:
             return defer.succeed(None)
-        waiting = defer.Deferred()
-        self._running.addBoth(lambda result: (waiting.callback(None), result)[1])
+        waiting: defer.Deferred[None] = defer.Deferred()
+
+        def release(result: object) -> object:
+            waiting.callback(None)
+            return result
+
+        self._running.addBoth(release)
         return waiting
 
     async def _drain(self) -> None:

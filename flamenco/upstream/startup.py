@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from flamenco.store.interface import StoreUnavailable
+from flamenco.store.interface import IStore, StoreUnavailable
 from flamenco.upstream.client import UpstreamClient, UpstreamError
 
 
@@ -41,7 +41,7 @@ class _RetryUntilAccepted:
         self.retry = retry
         self.what = what
         self.log = log
-        self.call = None
+        self.call: IDelayedCall | None = None
         self.attempts = 0
         self.done = False
         self.current: defer.Deferred = defer.succeed(None)  # the latest attempt (tests)
@@ -76,8 +76,8 @@ class _RetryUntilAccepted:
 class StartupNotifier(Service):
     log = Logger()
 
-    def __init__(self, client: UpstreamClient, store, clock: IReactorTime, *, manager_url: str,
-                 variables: dict, first_delay: float = 0.5, retry: float = 30.0,
+    def __init__(self, client: UpstreamClient, store: IStore, clock: IReactorTime, *,
+                 manager_url: str, variables: dict, first_delay: float = 0.5, retry: float = 30.0,
                  types_retry: float = 10.0):
         self.client = client
         self.store = store
