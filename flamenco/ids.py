@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import time
+from typing import TypeGuard
 
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 _COUNTER_MODULUS = 1 << 24
@@ -20,7 +21,7 @@ _process_random = b""
 _counter = itertools.count()
 
 
-def is_object_id(value: object) -> bool:
+def is_object_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and bool(_OBJECT_ID.match(value))
 
 

@@ -10,7 +10,8 @@ from twisted.trial.unittest import TestCase
 
 from flamenco import statuses
 from flamenco.store.interface import StoreUnavailable
-from flamenco.store.sqlite import SQLiteStore, schema_scripts
+from flamenco.store.sqlite import SQLiteStore
+from flamenco.store.sqlite_connection import schema_scripts
 from flamenco.documents import TaskUpdate
 from flamenco.ids import new_object_id
 from tests.factories import T0, task_doc, update, worker
@@ -65,7 +66,7 @@ class SQLiteStoreTests(TestCase):
         store = SQLiteStore(self.path())
         await store.open()
         self.addCleanup(store.close)
-        plan = store._db.execute(
+        plan = store.connection.db.execute(
             "EXPLAIN QUERY PLAN SELECT id, job_priority, priority FROM tasks"
             " WHERE schedule_type = 'sleep' AND status IN ('queued', 'claimed-by-manager',"
             " 'soft-failed') AND unfinished_parents = 0"
@@ -98,7 +99,7 @@ class SQLiteStoreTests(TestCase):
         self.assertEqual(other.execute("SELECT count(*) FROM task_updates").fetchone()[0], 0)
         await defer.gatherResults(pending)
         self.assertEqual(other.execute("SELECT count(*) FROM task_updates").fetchone()[0], 3)
-        self.assertEqual(store._db.execute("PRAGMA synchronous").fetchone()[0], 2)  # FULL
+        self.assertEqual(store.connection.db.execute("PRAGMA synchronous").fetchone()[0], 2)  # FULL
 
     @async_test
     async def test_a_failed_write_in_a_batch_leaves_the_others(self):
@@ -120,7 +121,8 @@ class SQLiteStoreTests(TestCase):
         await store.open()
         self.addCleanup(store.close)
         self.assertTrue(store.queue_update(update("5a1f0e229f1b2c0d4e5f6a73")).called)
-        self.assertEqual(store._db.execute("PRAGMA synchronous").fetchone()[0], 1)  # NORMAL
+        synchronous = store.connection.db.execute("PRAGMA synchronous").fetchone()[0]
+        self.assertEqual(synchronous, 1)  # NORMAL
 
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(

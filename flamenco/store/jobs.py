@@ -66,7 +66,7 @@ def job_store_for(store) -> IJobStore:
     if isinstance(store, SQLiteStore):
         from flamenco.store.jobs_sqlite import SQLiteJobStore
 
-        return SQLiteJobStore(store)
+        return SQLiteJobStore(store.connection)
     from flamenco.store.mongo import MongoStore  # (only here: SQLite needs no MongoDB driver)
 
     if isinstance(store, MongoStore):

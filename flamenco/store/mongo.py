@@ -54,9 +54,9 @@ from flamenco.store.mongo_connection import (
     CLAIMS, EDGES, INDEXES, LEASES, QUEUE, SETTINGS, TASKS, WORKERS, _store_call, parse_url,
 )
 from flamenco.store.mongo_graph import MongoParentGraph
+from flamenco.store.mapping import check_worker_changes, worker_fields
 from flamenco.store.mongo_records import (
-    _WORKER_FIELDS, _task_from_record, _task_record, _without_helpers, _worker_doc,
-    _worker_from_doc,
+    _task_from_record, _task_record, _without_helpers, _worker_doc, _worker_from_doc,
 )
 from flamenco.store.mongo_views import MongoFarmViews
 from flamenco.timefmt import to_epoch
@@ -178,9 +178,7 @@ class MongoStore(MongoClaims, MongoParentGraph, MongoFarmViews):
     # -- workers ---------------------------------------------------------------------------------
     @_store_call
     async def add_worker(self, worker: Worker) -> None:
-        doc = _worker_doc({field: getattr(worker, field) for field in _WORKER_FIELDS})
-        doc["_id"] = worker.id
-        doc["secret_hash"] = bytes(worker.secret_hash)
+        doc = _worker_doc(worker_fields(worker))
         await self._db(self._coll(WORKERS).insert_one(doc))
 
     @_store_call
@@ -190,14 +188,10 @@ class MongoStore(MongoClaims, MongoParentGraph, MongoFarmViews):
 
     @_store_call
     async def update_worker(self, worker_id: str, **changes) -> bool:
-        unknown = set(changes) - set(_WORKER_FIELDS) - {"secret_hash"}
-        if unknown:
-            raise TypeError(f"unknown worker fields: {sorted(unknown)}")
+        check_worker_changes(changes)
         if not changes:
             return await self._find_one(WORKERS, {"_id": worker_id}, ["_id"]) is not None
         doc = _worker_doc(changes)
-        if "secret_hash" in doc:
-            doc["secret_hash"] = bytes(doc["secret_hash"])
         result = await self._db(self._coll(WORKERS).update_one({"_id": worker_id}, {"$set": doc}))
         return result.matched_count > 0
 

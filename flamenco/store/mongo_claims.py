@@ -22,6 +22,7 @@ from flamenco.documents import Task, Worker
 from flamenco.store.mongo_connection import (
     _SCHEDULE_SORT, CLAIMS, TASKS, MongoConnection, _store_call,
 )
+from flamenco.store.mapping import hand_out_key
 from flamenco.store.mongo_records import _task_from_record
 from flamenco.timefmt import to_epoch
 
@@ -168,7 +169,8 @@ class _Candidates:
             if (record.get("status") in statuses.SCHEDULABLE
                     and record.get("_fm_unfinished_parents") == 0):
                 heapq.heappush(self._heaps.setdefault(record["_fm_type"], []), (
-                    -record["_fm_job_priority"], -record["_fm_priority"], record["_id"],
+                    *hand_out_key(record["_fm_job_priority"], record["_fm_priority"],
+                                  record["_id"]),
                     record.get("_fm_claims", 0),
                 ))
 
