@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from zope.interface import implementer
 
@@ -10,6 +10,7 @@ from flamenco import statuses
 from flamenco.store.farm import (
     BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine, SleepSchedule,
 )
+from flamenco.store.mapping import stored_time
 from flamenco.store.sqlite_connection import SQLitePart, sqlite_call
 from flamenco.store.sqlite_rows import sql_text
 from flamenco.timefmt import from_epoch, to_epoch
@@ -23,7 +24,7 @@ def _schedule(row) -> SleepSchedule:
 
 def _quarantine(row) -> Quarantine:
     worker_id, reason, since, released = row
-    return Quarantine(worker_id, reason, datetime.fromtimestamp(since, timezone.utc),
+    return Quarantine(worker_id, reason, stored_time(since),
                       from_epoch(released))
 
 

@@ -10,7 +10,7 @@ from zope.interface import implementer
 from flamenco.store.jobs import UPDATABLE, IJobStore, Job
 from flamenco.store.sqlite_connection import SQLitePart, sqlite_call
 from flamenco.store.sqlite_rows import TASK_COLUMNS, task_from_row
-from flamenco.timefmt import from_epoch
+from flamenco.store.mapping import stored_time
 
 _JOB_COLUMNS = ("id", "name", "type", "priority", "status", "settings", "submitter_platform",
                 "created", "updated")
@@ -20,8 +20,8 @@ _BY_JOB = "json_extract(doc, '$.job')"
 def _job_from_row(row: tuple) -> Job:
     fields = dict(zip(_JOB_COLUMNS, row, strict=True))
     fields["settings"] = json.loads(fields["settings"])
-    fields["created"] = from_epoch(fields["created"])
-    fields["updated"] = from_epoch(fields["updated"])
+    fields["created"] = stored_time(fields["created"])
+    fields["updated"] = stored_time(fields["updated"])
     return Job(**fields)
 
 

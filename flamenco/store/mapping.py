@@ -9,6 +9,7 @@ storable form of a Worker are decided here, once.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -101,6 +102,11 @@ def task_from_stored(server_doc: dict, status: str, activity: str | None, worker
         last_updated=from_epoch(last_updated),
         worker_reported=bool(worker_reported),
     )
+
+
+def stored_time(seconds: float) -> datetime:
+    """A time both stores keep as Unix seconds, where it is never missing."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 # -- Workers -------------------------------------------------------------------------------------

@@ -215,13 +215,18 @@ class MongoStore(MongoClaims, MongoParentGraph, MongoFarmViews):
         }
         unacknowledged = set(await self._db(self._coll(QUEUE).distinct(
             "task_id", {"task_id": {"$in": list(existing)}}))) if existing else set()
-        inserts, replaces = [], []
+        inserts: list[tuple[dict | None, dict]] = []
+        replaces: list[tuple[dict, dict]] = []
         for task_id, doc in by_id.items():
             old = existing.get(task_id)
             record = _task_record(doc, old, now, task_id in unacknowledged)
-            (inserts if old is None else replaces).append((old, record))
+            if old is None:
+                inserts.append((old, record))
+            else:
+                replaces.append((old, record))
 
-        touched = set()  # tasks whose completed-ness appeared or changed: recount children
+        # The tasks whose completed-ness appeared or changed: their children are recounted.
+        touched: set[str] = set()
         await self._add_edges(by_id.values(), existing)
         if inserts:
             records = [record for _, record in inserts]

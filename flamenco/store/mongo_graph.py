@@ -6,11 +6,14 @@ from pymongo.collection import ReturnDocument
 
 from flamenco import statuses
 from flamenco.store.mapping import task_parents
+from flamenco.store.mongo_claims import _Candidates
 from flamenco.store.mongo_connection import EDGES, TASKS, MongoConnection
 
 
 class MongoParentGraph(MongoConnection):
     """Keeps `_fm_unfinished_parents` of every task true; `_candidates` hears of each change."""
+
+    _candidates: _Candidates
 
     async def _add_edges(self, docs, existing: dict) -> None:
         """Remember parent → children in `flamenco_task_children`, so that the children of a
