@@ -8,9 +8,9 @@ import json
 from zope.interface import implementer
 
 from flamenco.store.jobs import UPDATABLE, IJobStore, Job
+from flamenco.store.mapping import stored_time
 from flamenco.store.sqlite_connection import SQLitePart, sqlite_call
 from flamenco.store.sqlite_rows import TASK_COLUMNS, task_from_row
-from flamenco.store.mapping import stored_time
 
 _JOB_COLUMNS = ("id", "name", "type", "priority", "status", "settings", "submitter_platform",
                 "created", "updated")

@@ -21,7 +21,8 @@ Collections (named as the original Manager's where one existed):
 
 
 The connection and the FerretDB workarounds are in `mongo_connection`, the claim protocol in
-`mongo_claims`, the parent counts in `mongo_graph`, the document forms in `mongo_records`.
+`mongo_claims`, the parent counts in `mongo_graph`, the document forms in `mongo_records` (the
+rules they spell, shared with the SQLite store, in `mapping`).
 
 Leases are decided like claims: renewal by the holder while the lease runs, take-over of an
 expired lease by inserting the marker `<name>#<term>`.
