@@ -1,7 +1,10 @@
 """The Store contract on the embedded SQLite store, plus what only SQLite has."""
 
 import os
+import re
 import sqlite3
+import subprocess
+import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,10 +13,12 @@ from twisted.trial.unittest import TestCase
 
 from flamenco import statuses
 from flamenco.store.interface import StoreUnavailable
-from flamenco.store.sqlite import SQLiteStore, schema_scripts
+from flamenco.store.sqlite import SQLiteStore
+from flamenco.store.sqlite_connection import schema_scripts
+from flamenco.store.sqlite_rows import ACTIVE_SQL, SCHEDULABLE_SQL
 from flamenco.documents import TaskUpdate
 from flamenco.ids import new_object_id
-from tests.factories import T0, task_doc, update, worker
+from tests.factories import JOB_ID, T0, task_doc, update, worker
 from tests.store_contract import FarmContract, StoreContract
 
 
@@ -57,19 +62,67 @@ class SQLiteStoreTests(TestCase):
         self.addCleanup(store.close)
         self.assertEqual(await store.queued_updates(5), [u])
 
-    async def test_next_task_query_uses_the_schedulable_index(self):
+    async def _plans_of_claims(self, store, claimant):
+        """The query plan of every statement `claim_task` issues, as the store issued it."""
+        statements = []
+        store.connection.db.set_trace_callback(statements.append)
+        try:
+            task = await store.claim_task(claimant, T0)
+        finally:
+            store.connection.db.set_trace_callback(None)
+        plans = {}
+        for statement in statements:
+            if statement.split(None, 1)[0].upper() in ("SELECT", "UPDATE", "DELETE"):
+                rows = store.connection.db.execute("EXPLAIN QUERY PLAN " + statement).fetchall()
+                plans[statement] = " | ".join(row[-1] for row in rows)
+        return task, plans
+
+    async def test_claims_seek_the_schedulable_index_and_scan_no_table(self):
         store = SQLiteStore(self.path())
         await store.open()
         self.addCleanup(store.close)
-        plan = store._db.execute(
-            "EXPLAIN QUERY PLAN SELECT id, job_priority, priority FROM tasks"
-            " WHERE schedule_type = 'sleep' AND status IN ('queued', 'claimed-by-manager',"
-            " 'soft-failed') AND unfinished_parents = 0"
-            " ORDER BY job_priority DESC, priority DESC, id LIMIT 1"
-        ).fetchall()
-        detail = " ".join(row[-1] for row in plan)
-        self.assertIn("tasks_schedulable", detail)
-        self.assertNotIn("TEMP B-TREE", detail)
+        await store.store_server_tasks(
+            [task_doc(job_type="sleep") for _ in range(3)] + [task_doc(job_type="render")], T0)
+        plain = worker(types=("sleep", "render"))
+        # A Worker with a failure on record gets the query with the farm part's exclusions.
+        failed = worker(types=("sleep",))
+        first = await store.claim_task(worker(types=("sleep",)), T0)
+        await store.farm.record_failure(first.id, failed.id, "w", JOB_ID, "sleep", T0)
+        for claimant in (plain, failed):
+            task, plans = await self._plans_of_claims(store, claimant)
+            self.assertIsNotNone(task)
+            seeks = [plan for plan in plans.values() if "USING INDEX tasks_schedulable" in plan]
+            self.assertTrue(seeks, plans)
+            for plan in seeks:
+                self.assertNotIn("TEMP B-TREE", plan)  # the index gives the hand-out order
+            for statement, plan in plans.items():
+                self.assertNotRegex(plan, r"\bSCAN (tasks|task_\w+|blocklist)\b(?! USING)",
+                                    statement)
+
+    async def test_schema_index_conditions_are_the_statuses_of_flamenco_statuses(self):
+        # A partial index is used only by queries repeating its condition term for term: the
+        # schema file's condition must read as the store's queries do.
+        store = SQLiteStore(self.path())
+        await store.open()
+        self.addCleanup(store.close)
+        index_sql = dict(store.connection.db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+        schedulable = " ".join(index_sql["tasks_schedulable"].split())
+        self.assertTrue(schedulable.endswith(" WHERE " + SCHEDULABLE_SQL), schedulable)
+        listed = re.search(r"status IN \(([^)]*)\)", schedulable).group(1)
+        self.assertEqual(tuple(re.findall(r"'([^']*)'", listed)), statuses.SCHEDULABLE)
+        active = " ".join(index_sql["tasks_active_by_ping"].split())
+        self.assertTrue(active.endswith(" WHERE " + ACTIVE_SQL), active)
+        self.assertIn(f"'{statuses.ACTIVE}'", ACTIVE_SQL)
+
+    def test_every_status_the_schema_names_is_a_task_status(self):
+        named = set()
+        for _, script in schema_scripts():
+            for listed in re.findall(r"status\s+IN\s*\(([^)]*)\)", script, re.IGNORECASE):
+                named.update(re.findall(r"'([^']*)'", listed))
+            named.update(re.findall(r"status\s*!?=\s*'([^']*)'", script, re.IGNORECASE))
+        self.assertIn(statuses.COMPLETED, named)  # (the parent-count triggers)
+        self.assertLessEqual(named, statuses.TASK_STATUSES)
 
     async def test_closed_database_fails_with_store_unavailable(self):
         store = SQLiteStore(self.path())
@@ -92,7 +145,7 @@ class SQLiteStoreTests(TestCase):
         self.assertEqual(other.execute("SELECT count(*) FROM task_updates").fetchone()[0], 0)
         await defer.gatherResults(pending)
         self.assertEqual(other.execute("SELECT count(*) FROM task_updates").fetchone()[0], 3)
-        self.assertEqual(store._db.execute("PRAGMA synchronous").fetchone()[0], 2)  # FULL
+        self.assertEqual(store.connection.db.execute("PRAGMA synchronous").fetchone()[0], 2)  # FULL
 
     async def test_a_failed_write_in_a_batch_leaves_the_others(self):
         store = SQLiteStore(self.path())
@@ -112,7 +165,8 @@ class SQLiteStoreTests(TestCase):
         await store.open()
         self.addCleanup(store.close)
         self.assertTrue(store.queue_update(update("5a1f0e229f1b2c0d4e5f6a73")).called)
-        self.assertEqual(store._db.execute("PRAGMA synchronous").fetchone()[0], 1)  # NORMAL
+        synchronous = store.connection.db.execute("PRAGMA synchronous").fetchone()[0]
+        self.assertEqual(synchronous, 1)  # NORMAL
 
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(
@@ -155,3 +209,44 @@ class SQLiteUpgradeTests(TestCase):
         await store.open()
         self.addCleanup(store.close)
         self.assertTrue((await store.get_worker("5a1f0e229f1b2c0d4e5f6a01")).approved)
+
+
+#: Run in a fresh interpreter: with the MongoDB driver unimportable, every module of flamenco/
+#: but the MongoDB store's imports, and a SQLite store with its jobs part works.
+_WITHOUT_MONGO_DRIVER = """
+import importlib, os, pkgutil, sys, tempfile
+from datetime import datetime, timezone
+
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("bson", "pymongo", "txmongo"):
+            raise ImportError(name + " is not installed")
+
+sys.meta_path.insert(0, Refuse())
+import flamenco
+
+for info in pkgutil.walk_packages(flamenco.__path__, "flamenco."):
+    if "mongo" not in info.name.rsplit(".", 1)[-1]:
+        importlib.import_module(info.name)
+
+from flamenco.ids import new_object_id
+from flamenco.store.jobs import job_store_for
+from flamenco.store.sqlite import SQLiteStore
+
+store = SQLiteStore(os.path.join(tempfile.mkdtemp(), "flamenco.sqlite"), sync="normal")
+store.open()
+now = datetime.now(timezone.utc)
+task = {"_id": new_object_id(), "status": "queued", "job_type": "sleep", "commands": []}
+store.store_server_tasks([task], now)
+assert store.get_task(task["_id"]).result.status == "queued"
+assert job_store_for(store).list_jobs().result == []
+store.close()
+"""
+
+
+class SQLiteWithoutMongoDriverTests(TestCase):
+    def test_no_module_but_the_mongodb_stores_needs_the_driver(self):
+        result = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_MONGO_DRIVER], capture_output=True, text=True,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), check=False)
+        self.assertEqual((result.returncode, result.stderr), (0, ""))

@@ -18,6 +18,7 @@ from flamenco import statuses
 from flamenco.store.farm import (
     BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine, SleepSchedule,
 )
+from flamenco.store.mapping import stored_time
 from flamenco.store.mongo_claims import _CANDIDATE_FIELDS, CLAIM_CANDIDATES
 from flamenco.store.mongo_connection import (
     _SCHEDULE_SORT, CLAIMS, QUEUE, TASKS, WORKERS, _store_call,
@@ -48,13 +49,13 @@ def _schedule(doc: dict) -> SleepSchedule:
 
 
 def _quarantine(doc: dict) -> Quarantine:
-    return Quarantine(doc["_id"], doc.get("reason", ""), from_epoch(doc["since"]),
+    return Quarantine(doc["_id"], doc.get("reason", ""), stored_time(doc["since"]),
                       from_epoch(doc.get("released")))
 
 
 def _entry(doc: dict) -> BlocklistEntry:
     return BlocklistEntry(doc["worker_id"], doc["job_id"], doc["task_type"], doc.get("reason", ""),
-                          from_epoch(doc["created"]), from_epoch(doc["expires"]))
+                          stored_time(doc["created"]), stored_time(doc["expires"]))
 
 
 @implementer(IFarmStore)

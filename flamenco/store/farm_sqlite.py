@@ -6,10 +6,13 @@ from datetime import datetime
 
 from zope.interface import implementer
 
+from flamenco import statuses
 from flamenco.store.farm import (
     BlocklistEntry, IFarmStore, LogMark, OldTask, Quarantine, SleepSchedule,
 )
-from flamenco.store.sqlite import _deferred
+from flamenco.store.mapping import stored_time
+from flamenco.store.sqlite_connection import SQLitePart, sqlite_call
+from flamenco.store.sqlite_rows import sql_text
 from flamenco.timefmt import from_epoch, to_epoch
 
 
@@ -21,17 +24,12 @@ def _schedule(row) -> SleepSchedule:
 
 def _quarantine(row) -> Quarantine:
     worker_id, reason, since, released = row
-    return Quarantine(worker_id, reason, from_epoch(since), from_epoch(released))
+    return Quarantine(worker_id, reason, stored_time(since),
+                      from_epoch(released))
 
 
 @implementer(IFarmStore)
-class SQLiteFarm:
-    def __init__(self, store):
-        self.store = store
-
-    def _query(self, sql: str, params=()) -> list[tuple]:
-        return self.store._query(sql, params)
-
+class SQLiteFarm(SQLitePart):
     def claim_exclusion(self, cursor, worker_id: str, now: datetime) -> tuple[str, list]:
         """SQL to AND into the next-task query, with its parameters: not a task this Worker
         failed, nor one of a (job, type) it is blocklisted for. Empty for the usual Worker
@@ -51,9 +49,9 @@ class SQLiteFarm:
         )
 
     # -- failures --------------------------------------------------------------------------------
-    @_deferred
+    @sqlite_call
     def record_failure(self, task_id, worker_id, identifier, job_id, task_type, now):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(
                 "INSERT OR IGNORE INTO task_failures"
                 " (task_id, worker_id, identifier, job_id, task_type, failed_at)"
@@ -61,13 +59,13 @@ class SQLiteFarm:
                 (task_id, worker_id, identifier, job_id, task_type, now.timestamp()))
         return self._failers(task_id)
 
-    @_deferred
+    @sqlite_call
     def failers(self, task_id):
         return self._failers(task_id)
 
-    @_deferred
+    @sqlite_call
     def clear_failures(self, task_id):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute("DELETE FROM task_failures WHERE task_id = ?", (task_id,))
 
     def _failers(self, task_id) -> list[dict]:
@@ -75,22 +73,22 @@ class SQLiteFarm:
                            " ORDER BY failed_at, worker_id", (task_id,))
         return [{"id": worker_id, "identifier": identifier} for worker_id, identifier in rows]
 
-    @_deferred
+    @sqlite_call
     def failed_tasks(self, worker_id, job_id, task_type):
         rows = self._query("SELECT task_id FROM task_failures WHERE worker_id = ? AND job_id = ?"
                            " AND task_type = ? ORDER BY task_id", (worker_id, job_id, task_type))
         return [row[0] for row in rows]
 
-    @_deferred
+    @sqlite_call
     def jobs_failed_since(self, worker_id, since):
         return self._query("SELECT count(DISTINCT job_id) FROM task_failures"
                            " WHERE worker_id = ? AND failed_at > ?",
                            (worker_id, since.timestamp()))[0][0]
 
     # -- the blocklist ---------------------------------------------------------------------------
-    @_deferred
+    @sqlite_call
     def add_blocklist_entry(self, entry: BlocklistEntry):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(
                 "INSERT OR REPLACE INTO blocklist"
                 " (worker_id, job_id, task_type, reason, created, expires)"
@@ -98,7 +96,7 @@ class SQLiteFarm:
                 (entry.worker_id, entry.job_id, entry.task_type, entry.reason,
                  entry.created.timestamp(), entry.expires.timestamp()))
 
-    @_deferred
+    @sqlite_call
     def blocklist(self, now):
         rows = self._query("SELECT worker_id, job_id, task_type, reason, created, expires"
                            " FROM blocklist WHERE expires > ? ORDER BY worker_id, job_id,"
@@ -106,29 +104,29 @@ class SQLiteFarm:
         return [BlocklistEntry(w, j, t, r, from_epoch(c), from_epoch(e))
                 for w, j, t, r, c, e in rows]
 
-    @_deferred
+    @sqlite_call
     def blocklisted_workers(self, job_id, task_type, now):
         rows = self._query("SELECT worker_id FROM blocklist WHERE job_id = ? AND task_type = ?"
                            " AND expires > ?", (job_id, task_type, now.timestamp()))
         return {row[0] for row in rows}
 
-    @_deferred
+    @sqlite_call
     def remove_blocklist_entry(self, worker_id, job_id, task_type):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute("DELETE FROM blocklist WHERE worker_id = ? AND job_id = ?"
                            " AND task_type = ?", (worker_id, job_id, task_type))
             return cursor.rowcount > 0
 
-    @_deferred
+    @sqlite_call
     def expire_blocklist(self, now):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute("DELETE FROM blocklist WHERE expires <= ?", (now.timestamp(),))
             return cursor.rowcount
 
     # -- Workers ---------------------------------------------------------------------------------
-    @_deferred
+    @sqlite_call
     def remove_worker(self, worker_id):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute("DELETE FROM blocklist WHERE worker_id = ?", (worker_id,))
             cursor.execute("DELETE FROM quarantine WHERE worker_id = ?", (worker_id,))
             cursor.execute("DELETE FROM sleep_schedules WHERE worker_id = ?", (worker_id,))
@@ -136,22 +134,22 @@ class SQLiteFarm:
             return cursor.rowcount > 0
 
     # -- quarantine ------------------------------------------------------------------------------
-    @_deferred
+    @sqlite_call
     def quarantine_of(self, worker_id):
         rows = self._query("SELECT worker_id, reason, since, released FROM quarantine"
                            " WHERE worker_id = ?", (worker_id,))
         return _quarantine(rows[0]) if rows else None
 
-    @_deferred
+    @sqlite_call
     def set_quarantine(self, quarantine: Quarantine):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(
                 "INSERT OR REPLACE INTO quarantine (worker_id, reason, since, released)"
                 " VALUES (?, ?, ?, ?)",
                 (quarantine.worker_id, quarantine.reason, quarantine.since.timestamp(),
                  to_epoch(quarantine.released)))
 
-    @_deferred
+    @sqlite_call
     def quarantined(self):
         rows = self._query("SELECT worker_id, reason, since, released FROM quarantine"
                            " WHERE released IS NULL ORDER BY worker_id")
@@ -160,28 +158,28 @@ class SQLiteFarm:
     # -- sleep schedules ---------------------------------------------------------------------------
     _SCHEDULE_COLUMNS = "worker_id, active, days, time_start, time_end, next_check"
 
-    @_deferred
+    @sqlite_call
     def sleep_schedule(self, worker_id):
         rows = self._query(f"SELECT {self._SCHEDULE_COLUMNS} FROM sleep_schedules"
                            " WHERE worker_id = ?", (worker_id,))
         return _schedule(rows[0]) if rows else None
 
-    @_deferred
+    @sqlite_call
     def set_sleep_schedule(self, schedule: SleepSchedule):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(
                 f"INSERT OR REPLACE INTO sleep_schedules ({self._SCHEDULE_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (schedule.worker_id, int(schedule.active), " ".join(schedule.days_of_week),
                  schedule.time_start, schedule.time_end, to_epoch(schedule.next_check)))
 
-    @_deferred
+    @sqlite_call
     def remove_sleep_schedule(self, worker_id):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute("DELETE FROM sleep_schedules WHERE worker_id = ?", (worker_id,))
             return cursor.rowcount > 0
 
-    @_deferred
+    @sqlite_call
     def sleep_schedules_due(self, now):
         rows = self._query(f"SELECT {self._SCHEDULE_COLUMNS} FROM sleep_schedules"
                            " WHERE active AND (next_check IS NULL OR next_check <= ?)"
@@ -189,15 +187,15 @@ class SQLiteFarm:
         return [_schedule(row) for row in rows]
 
     # -- task logs -------------------------------------------------------------------------------
-    @_deferred
+    @sqlite_call
     def log_mark(self, task_id):
         rows = self._query("SELECT job_id, length, digest FROM task_logs WHERE task_id = ?",
                            (task_id,))
         return LogMark(*rows[0]) if rows else None
 
-    @_deferred
+    @sqlite_call
     def set_log_mark(self, task_id, mark: LogMark):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(
                 "INSERT INTO task_logs (task_id, job_id, length, digest) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (task_id) DO UPDATE SET job_id = excluded.job_id,"
@@ -205,12 +203,12 @@ class SQLiteFarm:
                 (task_id, mark.job_id, mark.length, mark.digest))
 
     # -- housekeeping ----------------------------------------------------------------------------
-    @_deferred
+    @sqlite_call
     def remove_old_tasks(self, cutoff, limit):
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             rows = cursor.execute(
                 "SELECT id, coalesce(json_extract(doc, '$.job'), '') FROM tasks"
-                " WHERE status != 'active'"
+                f" WHERE status != {sql_text(statuses.ACTIVE)}"
                 " AND max(coalesce(last_worker_ping, 0), coalesce(last_updated, 0)) < ?"
                 " AND NOT EXISTS (SELECT 1 FROM task_updates u WHERE u.task_id = tasks.id)"
                 " ORDER BY id LIMIT ?", (cutoff.timestamp(), limit)).fetchall()

@@ -61,13 +61,14 @@ class IJobStore(Interface):
 def job_store_for(store) -> IJobStore:
     """The jobs part on the same database as backend `store` (the backend itself, not a
     wrapper: the SQLite part joins the backend's own group commit)."""
-    from flamenco.store.mongo import MongoStore
     from flamenco.store.sqlite import SQLiteStore
 
     if isinstance(store, SQLiteStore):
         from flamenco.store.jobs_sqlite import SQLiteJobStore
 
-        return SQLiteJobStore(store)
+        return SQLiteJobStore(store.connection)
+    from flamenco.store.mongo import MongoStore  # (only here: SQLite needs no MongoDB driver)
+
     if isinstance(store, MongoStore):
         from flamenco.store.jobs_mongo import MongoJobStore
 

@@ -13,7 +13,8 @@ from flamenco.store.jobs import UPDATABLE, IJobStore, Job
 from flamenco.store.mongo import MongoStore
 from flamenco.store.mongo_connection import EDGES, TASKS, _store_call
 from flamenco.store.mongo_records import _task_from_record
-from flamenco.timefmt import from_epoch, to_epoch
+from flamenco.store.mapping import stored_time
+from flamenco.timefmt import to_epoch
 
 JOBS = "flamenco_jobs"
 #: (collection, index name, keys) created before the first job operation.
@@ -27,7 +28,7 @@ def _job_from_doc(doc: dict) -> Job:
     return Job(id=doc["_id"], name=doc["name"], type=doc["type"], priority=doc["priority"],
                status=doc["status"], settings=doc["settings"],
                submitter_platform=doc.get("submitter_platform", ""),
-               created=from_epoch(doc["created"]), updated=from_epoch(doc["updated"]))
+               created=stored_time(doc["created"]), updated=stored_time(doc["updated"]))
 
 
 def _stored_value(name: str, value):

@@ -1,38 +1,27 @@
-"""The jobs part of the embedded store: table `jobs` (schema 020), on the `SQLiteStore`'s
-connection, so its writes join the store's group commit."""
+"""The jobs part of the embedded store: table `jobs` (schema 020), a `SQLitePart` on the
+`SQLiteStore`'s connection, so its writes join the store's group commit."""
 
 from __future__ import annotations
 
-import functools
 import json
 
 from zope.interface import implementer
 
 from flamenco.store.jobs import UPDATABLE, IJobStore, Job
-from flamenco.store.sqlite import _TASK_COLUMNS, SQLiteStore, _deferred, _task_from_row
-from flamenco.timefmt import from_epoch
+from flamenco.store.mapping import stored_time
+from flamenco.store.sqlite_connection import SQLitePart, sqlite_call
+from flamenco.store.sqlite_rows import TASK_COLUMNS, task_from_row
 
 _JOB_COLUMNS = ("id", "name", "type", "priority", "status", "settings", "submitter_platform",
                 "created", "updated")
 _BY_JOB = "json_extract(doc, '$.job')"
 
 
-def _through_store(method):
-    """Run the method as one of the store's own (Deferred result, StoreUnavailable, group
-    commit)."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        return _deferred(lambda store: method(self, *args, **kwargs))(self.store)
-
-    return wrapper
-
-
 def _job_from_row(row: tuple) -> Job:
-    fields = dict(zip(_JOB_COLUMNS, row))
+    fields = dict(zip(_JOB_COLUMNS, row, strict=True))
     fields["settings"] = json.loads(fields["settings"])
-    fields["created"] = from_epoch(fields["created"])
-    fields["updated"] = from_epoch(fields["updated"])
+    fields["created"] = stored_time(fields["created"])
+    fields["updated"] = stored_time(fields["updated"])
     return Job(**fields)
 
 
@@ -41,36 +30,33 @@ def _column_value(name: str, value):
 
 
 @implementer(IJobStore)
-class SQLiteJobStore:
-    def __init__(self, store: SQLiteStore):
-        self.store = store
-
-    @_through_store
+class SQLiteJobStore(SQLitePart):
+    @sqlite_call
     def add_job(self, job: Job) -> None:
         values = {name: _column_value(name, getattr(job, name)) for name in _JOB_COLUMNS}
         values["settings"] = json.dumps(job.settings, separators=(",", ":"))
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(
                 f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)})"
                 f" VALUES ({', '.join(':' + name for name in _JOB_COLUMNS)})", values)
 
-    @_through_store
+    @sqlite_call
     def get_job(self, job_id: str) -> Job | None:
-        rows = self.store._query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?",
+        rows = self._query(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?",
                                  (job_id,))
         return _job_from_row(rows[0]) if rows else None
 
-    @_through_store
+    @sqlite_call
     def list_jobs(self, status: str | None = None) -> list[Job]:
         columns = ", ".join(_JOB_COLUMNS)
         if status is None:
-            rows = self.store._query(f"SELECT {columns} FROM jobs ORDER BY id")
+            rows = self._query(f"SELECT {columns} FROM jobs ORDER BY id")
         else:
-            rows = self.store._query(
+            rows = self._query(
                 f"SELECT {columns} FROM jobs WHERE status = ? ORDER BY id", (status,))
         return [_job_from_row(row) for row in rows]
 
-    @_through_store
+    @sqlite_call
     def update_job(self, job_id: str, changes: dict, only_from=None) -> bool:
         unknown = set(changes) - UPDATABLE
         if unknown:
@@ -82,27 +68,27 @@ class SQLiteJobStore:
             allowed = {f"from{index}": status for index, status in enumerate(only_from)}
             condition = f" AND status IN ({', '.join(':' + key for key in allowed)})"
             values.update(allowed)
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(f"UPDATE jobs SET {assignments} WHERE id = :job_id{condition}",
                            dict(values, job_id=job_id))
             return cursor.rowcount > 0
 
-    @_through_store
+    @sqlite_call
     def job_tasks(self, job_id: str) -> list:
-        rows = self.store._query(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {_BY_JOB} = ? ORDER BY id", (job_id,))
-        return [_task_from_row(row) for row in rows]
+        rows = self._query(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE {_BY_JOB} = ? ORDER BY id", (job_id,))
+        return [task_from_row(row) for row in rows]
 
-    @_through_store
+    @sqlite_call
     def delete_job(self, job_id: str) -> bool:
-        with self.store._transaction() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(f"DELETE FROM tasks WHERE {_BY_JOB} = ?", (job_id,))
             cursor.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             return cursor.rowcount > 0
 
-    @_through_store
+    @sqlite_call
     def task_counts(self) -> dict[str, dict[str, int]]:
-        rows = self.store._query(
+        rows = self._query(
             f"SELECT {_BY_JOB}, status, count(*) FROM tasks"
             f" WHERE {_BY_JOB} IN (SELECT id FROM jobs) GROUP BY 1, 2")
         counts: dict[str, dict[str, int]] = {}

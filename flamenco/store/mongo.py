@@ -21,7 +21,8 @@ Collections (named as the original Manager's where one existed):
 
 
 The connection and the FerretDB workarounds are in `mongo_connection`, the claim protocol in
-`mongo_claims`, the parent counts in `mongo_graph`, the document forms in `mongo_records`.
+`mongo_claims`, the parent counts in `mongo_graph`, the document forms in `mongo_records` (the
+rules they spell, shared with the SQLite store, in `mapping`).
 
 Leases are decided like claims: renewal by the holder while the lease runs, take-over of an
 expired lease by inserting the marker `<name>#<term>`.
@@ -54,9 +55,9 @@ from flamenco.store.mongo_connection import (
     CLAIMS, EDGES, INDEXES, LEASES, QUEUE, SETTINGS, TASKS, WORKERS, _store_call, parse_url,
 )
 from flamenco.store.mongo_graph import MongoParentGraph
+from flamenco.store.mapping import check_worker_changes, worker_fields
 from flamenco.store.mongo_records import (
-    _WORKER_FIELDS, _task_from_record, _task_record, _without_helpers, _worker_doc,
-    _worker_from_doc,
+    _task_from_record, _task_record, _without_helpers, _worker_doc, _worker_from_doc,
 )
 from flamenco.store.mongo_views import MongoFarmViews
 from flamenco.timefmt import to_epoch
@@ -178,9 +179,7 @@ class MongoStore(MongoClaims, MongoParentGraph, MongoFarmViews):
     # -- workers ---------------------------------------------------------------------------------
     @_store_call
     async def add_worker(self, worker: Worker) -> None:
-        doc = _worker_doc({field: getattr(worker, field) for field in _WORKER_FIELDS})
-        doc["_id"] = worker.id
-        doc["secret_hash"] = bytes(worker.secret_hash)
+        doc = _worker_doc(worker_fields(worker))
         await self._db(self._coll(WORKERS).insert_one(doc))
 
     @_store_call
@@ -190,14 +189,10 @@ class MongoStore(MongoClaims, MongoParentGraph, MongoFarmViews):
 
     @_store_call
     async def update_worker(self, worker_id: str, **changes) -> bool:
-        unknown = set(changes) - set(_WORKER_FIELDS) - {"secret_hash"}
-        if unknown:
-            raise TypeError(f"unknown worker fields: {sorted(unknown)}")
+        check_worker_changes(changes)
         if not changes:
             return await self._find_one(WORKERS, {"_id": worker_id}, ["_id"]) is not None
         doc = _worker_doc(changes)
-        if "secret_hash" in doc:
-            doc["secret_hash"] = bytes(doc["secret_hash"])
         result = await self._db(self._coll(WORKERS).update_one({"_id": worker_id}, {"$set": doc}))
         return result.matched_count > 0
 
@@ -221,13 +216,18 @@ class MongoStore(MongoClaims, MongoParentGraph, MongoFarmViews):
         }
         unacknowledged = set(await self._db(self._coll(QUEUE).distinct(
             "task_id", {"task_id": {"$in": list(existing)}}))) if existing else set()
-        inserts, replaces = [], []
+        inserts: list[tuple[dict | None, dict]] = []
+        replaces: list[tuple[dict, dict]] = []
         for task_id, doc in by_id.items():
             old = existing.get(task_id)
             record = _task_record(doc, old, now, task_id in unacknowledged)
-            (inserts if old is None else replaces).append((old, record))
+            if old is None:
+                inserts.append((old, record))
+            else:
+                replaces.append((old, record))
 
-        touched = set()  # tasks whose completed-ness appeared or changed: recount children
+        # The tasks whose completed-ness appeared or changed: their children are recounted.
+        touched: set[str] = set()
         await self._add_edges(by_id.values(), existing)
         if inserts:
             records = [record for _, record in inserts]

@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import heapq
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pymongo.errors import DuplicateKeyError
+from twisted.internet import defer
 
 from flamenco import statuses
 from flamenco.documents import Task, Worker
 from flamenco.store.mongo_connection import (
     _SCHEDULE_SORT, CLAIMS, TASKS, MongoConnection, _store_call,
 )
+from flamenco.store.mapping import hand_out_key
 from flamenco.store.mongo_records import _task_from_record
 from flamenco.timefmt import to_epoch
+
+if TYPE_CHECKING:
+    from flamenco.store.farm_mongo import MongoFarm
 
 #: A schedule type's candidates are reloaded from the database at least this often (seconds).
 CANDIDATE_CACHE_TTL = 5.0
@@ -41,6 +47,10 @@ _CANDIDATE_FIELDS = ["status", "_fm_type", "_fm_job_priority", "_fm_priority",
 class MongoClaims(MongoConnection):
     """`claim_task` of `MongoStore`: resuming a Worker's task, else the best candidate."""
 
+    farm: MongoFarm
+    _candidates: _Candidates
+    _reload_lock: defer.DeferredLock
+
     @_store_call
     async def claim_task(self, worker: Worker, now: datetime,
                          resume_since: datetime | None = None) -> Task | None:
@@ -56,7 +66,7 @@ class MongoClaims(MongoConnection):
         resumable = None if pointer is None else await self._find_one(
             TASKS, {"_id": pointer["task"]}, ["last_worker_ping"])
         if resumable is not None and (resume_since is None or (
-                resumable.get("last_worker_ping") or 0) >= to_epoch(resume_since)):
+                resumable.get("last_worker_ping") or 0) >= resume_since.timestamp()):
             record = await self._cas(
                 TASKS, pointer["task"],
                 {"status": statuses.ACTIVE, "worker_id": worker.id,
@@ -168,7 +178,8 @@ class _Candidates:
             if (record.get("status") in statuses.SCHEDULABLE
                     and record.get("_fm_unfinished_parents") == 0):
                 heapq.heappush(self._heaps.setdefault(record["_fm_type"], []), (
-                    -record["_fm_job_priority"], -record["_fm_priority"], record["_id"],
+                    *hand_out_key(record["_fm_job_priority"], record["_fm_priority"],
+                                  record["_id"]),
                     record.get("_fm_claims", 0),
                 ))
 

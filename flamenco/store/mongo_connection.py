@@ -22,6 +22,7 @@ from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 from twisted.internet import defer
 from twisted.internet import error as net_error
+from twisted.internet.interfaces import IReactorTime
 from txmongo import connection as txmongo_connection
 from txmongo.connection import ConnectionPool
 from txmongo.errors import TimeExceeded
@@ -81,9 +82,9 @@ def _store_call(method, needs_pool=True):
                 self.availability.failed(unavailable)
                 raise
             except _UNAVAILABLE as failure:
-                unavailable = StoreUnavailable(f"MongoDB: {type(failure).__name__}: {failure}")
-                self.availability.failed(unavailable)
-                raise unavailable from None
+                lost = StoreUnavailable(f"MongoDB: {type(failure).__name__}: {failure}")
+                self.availability.failed(lost)
+                raise lost from None
             self.availability.succeeded()
             return result
 
@@ -109,7 +110,7 @@ class MongoConnection:
     availability: Availability
     database_name: str
     timeout: float
-    _clock: object
+    _clock: IReactorTime
     _pool: ConnectionPool | None
     _ferretdb: bool
 
@@ -146,7 +147,7 @@ class MongoConnection:
             return []
         if not self._ferretdb:
             return await self._find(name, {"_id": {"$in": ids}}, projection)
-        found = []
+        found: list[dict] = []
         for start in range(0, len(ids), 32):
             try:
                 batch = await defer.gatherResults(

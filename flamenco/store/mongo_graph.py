@@ -5,11 +5,15 @@ from __future__ import annotations
 from pymongo.collection import ReturnDocument
 
 from flamenco import statuses
+from flamenco.store.mapping import task_parents
+from flamenco.store.mongo_claims import _Candidates
 from flamenco.store.mongo_connection import EDGES, TASKS, MongoConnection
 
 
 class MongoParentGraph(MongoConnection):
     """Keeps `_fm_unfinished_parents` of every task true; `_candidates` hears of each change."""
+
+    _candidates: _Candidates
 
     async def _add_edges(self, docs, existing: dict) -> None:
         """Remember parent → children in `flamenco_task_children`, so that the children of a
@@ -17,7 +21,7 @@ class MongoParentGraph(MongoConnection):
         children_of: dict[str, list[str]] = {}
         for doc in docs:
             old_parents = set((existing.get(doc["_id"]) or {}).get("parents") or [])
-            for parent in dict.fromkeys(doc.get("parents") or []):
+            for parent in task_parents(doc):
                 if parent not in old_parents:
                     children_of.setdefault(parent, []).append(doc["_id"])
         for parent, children in children_of.items():

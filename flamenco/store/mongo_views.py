@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from txmongo.filter import sort
+
 from flamenco.documents import Task
+from flamenco.store.mongo_connection import TASKS, MongoConnection, _store_call
+from flamenco.store.mongo_records import _task_from_record
+
+if TYPE_CHECKING:
+    from twisted.internet import defer
+
+    from flamenco.store.farm_mongo import MongoFarm
 
 
-class MongoFarmViews:
-    """Mixed into `MongoStore`; uses its `_db`/`_coll` plumbing and record decoding."""
+class MongoFarmViews(MongoConnection):
+    """The view methods of `MongoStore`."""
 
-    def list_tasks(self, status: str | None = None, task_type: str | None = None,
-                   job: str | None = None, offset: int = 0, limit: int = 50):
-        from flamenco.store.mongo_connection import _store_call
+    farm: MongoFarm
 
-        return _store_call(MongoFarmViews._list_tasks)(self, status, task_type, job, offset, limit)
-
-    def task_counts(self):
-        from flamenco.store.mongo_connection import _store_call
-
-        return _store_call(MongoFarmViews._task_counts)(self)
-
-    def delete_worker(self, worker_id: str):
-        # With its blocklist entries, quarantine and sleep schedule: the farm part knows them.
-        return self.farm.remove_worker(worker_id)
-
-    async def _list_tasks(self, status: str | None, task_type: str | None, job: str | None,
-                          offset: int, limit: int) -> tuple[list[Task], int]:
-        from txmongo.filter import sort
-
-        from flamenco.store.mongo_connection import TASKS
-        from flamenco.store.mongo_records import _task_from_record
-
+    @_store_call
+    async def list_tasks(self, status: str | None = None, task_type: str | None = None,
+                         job: str | None = None, offset: int = 0,
+                         limit: int = 50) -> tuple[list[Task], int]:
         query: dict = {}
         if status:
             query["status"] = status
@@ -42,9 +37,8 @@ class MongoFarmViews:
             query, skip=offset, limit=limit, sort=sort([("_id", 1)])))
         return [_task_from_record(record) for record in records], total
 
-    async def _task_counts(self) -> list[tuple[str, str, int]]:
-        from flamenco.store.mongo_connection import TASKS
-
+    @_store_call
+    async def task_counts(self) -> list[tuple[str, str, int]]:
         groups = await self._db(self._coll(TASKS).aggregate([
             {"$group": {"_id": {"status": "$status", "type": "$_fm_type"},
                         "count": {"$sum": 1}}},
@@ -52,3 +46,7 @@ class MongoFarmViews:
         counts = [(group["_id"].get("status") or "", group["_id"].get("type") or "",
                    int(group["count"])) for group in groups]
         return sorted(counts)
+
+    def delete_worker(self, worker_id: str) -> defer.Deferred:
+        # With its blocklist entries, quarantine and sleep schedule: the farm part knows them.
+        return self.farm.remove_worker(worker_id)
