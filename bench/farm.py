@@ -40,6 +40,7 @@ from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET  
 from flamenco.testing.worker import (  # noqa: E402
     GENERATION_2_0, GENERATION_2_X, RequestTimeout, SimulatedWorker,
 )
+from bench.probe import ProbedManagerProcess  # noqa: E402
 from tests.manager_process import ManagerProcess, free_port  # noqa: E402
 
 CADENCES = {"realistic": 5.0, "stress": 0.1}  # seconds per command, two commands per task
@@ -124,6 +125,29 @@ class ProcessMeter:
                     self.max_rss_mib = max(self.max_rss_mib, rss)
                     return rss
         return 0.0
+
+
+class Probe:
+    """Snapshots (memory) or a profile of the steady phase (cpu) inside the Manager."""
+
+    def __init__(self, manager: ManagerProcess, kind: str):
+        self.manager, self.kind = manager, kind
+
+    def started(self) -> None:
+        if self.kind == "memory":
+            self.manager.snapshot()
+
+    def ramp_over(self) -> None:
+        if self.kind == "memory":
+            self.manager.snapshot()
+        elif self.kind == "cpu":
+            self.manager.toggle_profile()
+
+    def steady_over(self) -> None:
+        if self.kind == "memory":
+            self.manager.snapshot()
+        elif self.kind == "cpu":
+            self.manager.toggle_profile()
 
 
 def start_server(port: int, workdir: str) -> subprocess.Popen:
@@ -219,13 +243,20 @@ async def run(options) -> None:
     try:
         await wait_for_port(server_url, 20)
         per_worker = (options.ramp + options.seconds) / (2 * command_seconds) + 2
-        await create_jobs(server_url, int(options.workers * per_worker), command_seconds)
-        manager = ManagerProcess(
-            {"flamenco": server_url, "manager_id": DEFAULT_MANAGER_ID,
-             "manager_secret": DEFAULT_MANAGER_SECRET, "own_url": "http://127.0.0.1:1/",
-             "download_task_sleep_seconds": 10},
-            scratch, verbose=False, start_timeout=60)
+        await create_jobs(server_url, options.tasks or int(options.workers * per_worker),
+                          command_seconds)
+        config = {"flamenco": server_url, "manager_id": DEFAULT_MANAGER_ID,
+                  "manager_secret": DEFAULT_MANAGER_SECRET, "own_url": "http://127.0.0.1:1/",
+                  "download_task_sleep_seconds": 10}
+        manager: ManagerProcess
+        if options.probe:
+            manager = ProbedManagerProcess(config, scratch, verbose=False, start_timeout=60,
+                                           probe=options.probe, out=options.probe_out)
+        else:
+            manager = ManagerProcess(config, scratch, verbose=False, start_timeout=60)
         await manager.start()
+        probe = Probe(manager, options.probe)
+        probe.started()
         meter = ProcessMeter(manager.process.pid)
         rss_sampler = task.LoopingCall(meter.sample_rss)
         rss_sampler.start(1.0)
@@ -248,7 +279,9 @@ async def run(options) -> None:
         cpu = {"ramp": meter.cpu_seconds() - cpu_start}
         registered = {"ramp": sum(bool(w.worker_id) for w in workers)}
         recorder.phase, started, cpu_start = "steady", time.perf_counter(), meter.cpu_seconds()
+        probe.ramp_over()
         await task.deferLater(reactor, options.seconds, lambda: None)
+        probe.steady_over()
         recorder.phase_seconds["steady"] = time.perf_counter() - started
         cpu["steady"] = meter.cpu_seconds() - cpu_start
         registered["steady"] = sum(bool(w.worker_id) for w in workers)
@@ -276,7 +309,14 @@ def main(argv=None) -> None:
     parser.add_argument("--cadence", choices=sorted(CADENCES), default="realistic")
     parser.add_argument("--share-2-0", type=float, default=0.2,
                         help="share of 2017 (2.0) Workers; the rest speak 2.x")
+    parser.add_argument("--tasks", type=int, default=0,
+                        help="tasks queued at the Server (default: enough for every Worker)")
+    parser.add_argument("--probe", choices=("memory", "cpu"), default="",
+                        help="tracemalloc snapshots (start, end of ramp, end) or a cProfile of "
+                             "the steady phase inside the Manager, written to --probe-out.*.txt")
+    parser.add_argument("--probe-out", default="farm-probe")
     options = parser.parse_args(argv)
+    options.probe_out = os.path.abspath(options.probe_out)
     task.react(lambda reactor: defer.ensureDeferred(run(options)))
 
 
