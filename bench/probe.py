@@ -5,8 +5,9 @@ through this module, which first installs signal handlers in the child:
 
 - `SIGUSR1`: a `tracemalloc` snapshot (tracing from the start, `frames` deep); its top lines
   by size, and the growth since the previous snapshot, are appended to `<out>.memory.txt`.
-- `SIGUSR2`: the first one starts `cProfile` on the reactor thread, the next stops it and
-  writes the top functions by own and by cumulative time to `<out>.profile.txt`.
+- `SIGUSR2`: the first one starts `cProfile` on the reactor thread (timed in that thread's
+  CPU time), the next stops it and writes the top functions by own and by cumulative time to
+  `<out>.profile.txt`.
 
     manager = ProbedManagerProcess(config, workdir, probe="memory", out=path)
     await manager.start(); manager.snapshot(); ...; manager.snapshot()
@@ -19,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
@@ -76,7 +78,9 @@ def _install(settings: dict) -> None:
 
     def profile(signum, frame):
         if state["profile"] is None:
-            state["profile"] = cProfile.Profile()
+            # CPU time of the reactor thread: on a shared machine, wall time would also count
+            # the moments another process had the core.
+            state["profile"] = cProfile.Profile(time.thread_time)
             state["profile"].enable()
             return
         state["profile"].disable()

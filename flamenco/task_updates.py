@@ -14,6 +14,11 @@ from flamenco.updates import UpdateQueue
 
 log = Logger()
 
+#: A may-i-run poll records the Worker's ping on its task only when the last recorded one is
+#: at least this old (a Worker polls every few seconds and sends updates, which ping too, in
+#: between), so the task timeout check sees pings at most this much older than they were.
+PING_RESOLUTION_SECONDS = 5.0
+
 
 class TaskUpdateService:
     def __init__(self, store, updates: UpdateQueue, failures: FailureHandling | None = None):
@@ -107,7 +112,11 @@ class TaskUpdateService:
         if (worker.is_2x and worker.status_requested and not worker.lazy_status_request
                 and worker.status_requested not in (statuses.W_AWAKE, statuses.W_TESTING)):
             return False, f"worker status change to {worker.status_requested} requested"
-        await self.store.ping_task(task_id, worker.id, self.updates.now())
+        now = self.updates.now()
+        if not (task.worker_reported and task.worker_id == worker.id
+                and task.last_worker_ping is not None
+                and (now - task.last_worker_ping).total_seconds() < PING_RESOLUTION_SECONDS):
+            await self.store.ping_task(task_id, worker.id, now)
         return True, ""
 
     async def return_task(self, worker: Worker, task_id: str) -> None:

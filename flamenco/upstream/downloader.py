@@ -34,7 +34,7 @@ LEASE_NAME = "depsgraph-download"
 #: transaction, so that a big download neither holds all its tasks in memory nor keeps the
 #: reactor (and the Workers' requests) waiting for one long transaction. The Server's
 #: timestamp is remembered only after the last batch, so an interrupted download is repeated.
-STORE_BATCH = 500
+STORE_BATCH = 200
 
 
 class TaskDownloader(Service):
