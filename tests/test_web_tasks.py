@@ -7,7 +7,6 @@ from flamenco.ids import new_object_id
 from flamenco.task_updates import PING_RESOLUTION_SECONDS
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 VARIABLES = {"blender": {"linux": "/opt/blender/blender", "windows": "c:/blender.exe"}}
 
@@ -43,13 +42,11 @@ class Farm:
 
 
 class TaskEndpointTests(TestCase):
-    @async_test
     async def test_nothing_to_do_is_204(self):
         farm = await Farm(self).start()
         response = await farm.ask(await farm.worker())
         self.assertEqual((response.code, response.body), (204, b""))
 
-    @async_test
     async def test_assignment_replaces_variables_and_queues_two_updates(self):
         doc = task_doc(commands=[{"name": "blender_render", "settings": {
             "blender_cmd": "{blender} --factory-startup", "frames": "1..10",
@@ -76,7 +73,6 @@ class TaskEndpointTests(TestCase):
         self.assertRegex(note.log, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}: Manager assigned task")
         self.assertEqual(note.task_status, "")
 
-    @async_test
     async def test_2x_announcement_names_the_task(self):
         doc = task_doc()
         farm = await Farm(self).start(doc)
@@ -85,7 +81,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual(note.activity,
                          f"Manager assigned task {doc['_id']} to worker 127.0.0.1 (render-01)")
 
-    @async_test
     async def test_worker_gets_only_supported_types(self):
         render = task_doc(job_type="blender-render", task_type="blender-render", priority=99)
         sleep = task_doc(job_type="sleep")
@@ -94,7 +89,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual(response.json["_id"], sleep["_id"])
         self.assertEqual((await farm.ask(await farm.worker(types=("sleep",)))).code, 204)
 
-    @async_test
     async def test_worker_without_types_gets_406(self):
         farm = await Farm(self).start(task_doc())
         response = await farm.ask(await farm.worker(types=()))
@@ -102,7 +96,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual(response.json["error"], "You do not support any job types.")
         self.assertEqual(await farm.store.count_queued_updates(), 0)
 
-    @async_test
     async def test_worker_that_lost_its_task_gets_it_again(self):
         first, second = task_doc(priority=90), task_doc(priority=10)
         farm = await Farm(self).start(first, second)
@@ -110,7 +103,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual((await farm.ask(auth)).json["_id"], first["_id"])
         self.assertEqual((await farm.ask(auth)).json["_id"], first["_id"])
 
-    @async_test
     async def test_worker_that_reported_on_its_task_does_not_get_it_again(self):
         # A Worker that finished a task but whose `completed` is still on its way (the
         # Manager was down) asks for work: handing it the same task would run it twice.
@@ -126,7 +118,6 @@ class TaskEndpointTests(TestCase):
         await farm.may_i_run(auth, second["_id"])
         self.assertEqual((await farm.ask(auth)).code, 204)
 
-    @async_test
     async def test_pending_status_request_is_423_with_exactly_one_key(self):
         farm = await Farm(self).start(task_doc())
         auth = await farm.worker(generation="2.x")
@@ -145,7 +136,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual((worker.status, worker.status_requested), ("asleep", ""))
         self.assertEqual((await farm.ask(auth)).code, 200)
 
-    @async_test
     async def test_operator_actions_are_validated(self):
         farm = await Farm(self).start()
         auth = await farm.worker()
@@ -159,7 +149,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual(bad_action.code, 400)
         self.assertEqual((await farm.store.get_worker(auth[0])).status_requested, "")
 
-    @async_test
     async def test_ack_of_unknown_status_is_400(self):
         farm = await Farm(self).start()
         auth = await farm.worker(generation="2.x")
@@ -176,7 +165,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual((await farm.ask(auth)).code, 200)
         return farm, auth, doc["_id"]
 
-    @async_test
     async def test_update_is_queued_and_applied(self):
         echo = {"name": "echo", "settings": {"message": "hello"}}
         farm, auth, task_id = await self.assigned(commands=[echo, echo])
@@ -202,7 +190,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(done.code, 204)
         self.assertEqual((await farm.store.get_task(task_id)).status, "completed")
 
-    @async_test
     async def test_empty_update_is_a_ping(self):
         farm, auth, task_id = await self.assigned()
         farm.m.clock.advance(30)
@@ -210,21 +197,6 @@ class TaskUpdateTests(TestCase):
         task = await farm.store.get_task(task_id)
         self.assertEqual(task.last_worker_ping, farm.m.manager.updates.now())
 
-    @async_test
-    async def test_polls_in_quick_succession_record_one_ping(self):
-        farm, auth, task_id = await self.assigned()
-        farm.m.clock.advance(42)
-        await farm.may_i_run(auth, task_id)
-        pinged = (await farm.store.get_task(task_id)).last_worker_ping
-        farm.m.clock.advance(PING_RESOLUTION_SECONDS - 1)
-        self.assertEqual((await farm.may_i_run(auth, task_id)).json, {"may_keep_running": True})
-        self.assertEqual((await farm.store.get_task(task_id)).last_worker_ping, pinged)
-        farm.m.clock.advance(1)
-        await farm.may_i_run(auth, task_id)
-        self.assertEqual((await farm.store.get_task(task_id)).last_worker_ping,
-                         farm.m.manager.updates.now())
-
-    @async_test
     async def test_bad_updates_are_400_and_change_nothing(self):
         farm, auth, task_id = await self.assigned()
         before_queue = await farm.store.queued_updates(100)
@@ -248,7 +220,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(await farm.store.queued_updates(100), before_queue)
         self.assertEqual(await farm.store.get_task(task_id), before_task)
 
-    @async_test
     async def test_oversized_body_is_413(self):
         farm, auth, task_id = await self.assigned()
         big = b'{"log": "' + b"x" * (16 * 1024 * 1024) + b'"}'
@@ -258,14 +229,12 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(response.json["error"], "request body too large")
         self.assertEqual(await farm.store.count_queued_updates(), before)
 
-    @async_test
     async def test_invalid_task_id_is_404_after_authentication(self):
         farm, auth, _ = await self.assigned()
         response = await farm.update(auth, "not-an-id", {})
         self.assertEqual(response.code, 404)
         self.assertIn("Invalid ObjectID", response.json["error"])
 
-    @async_test
     async def test_unknown_task_is_404_for_2x_and_409_for_2_0(self):
         farm = await Farm(self).start()
         old = await farm.worker(generation="2.0")
@@ -277,7 +246,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(response.json["error"], f"Task {unknown} is unknown.")
         self.assertEqual(await farm.store.count_queued_updates(), 0)
 
-    @async_test
     async def test_task_of_another_worker_is_409_and_not_queued(self):
         farm, auth, task_id = await self.assigned()
         other = await farm.worker(nickname="render-02")
@@ -288,7 +256,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(await farm.store.count_queued_updates(), before)
         self.assertEqual((await farm.store.get_task(task_id)).status, "active")
 
-    @async_test
     async def test_cancel_requested_task_accepts_only_ending_statuses(self):
         farm, auth, task_id = await self.assigned()
         await farm.store.set_task_status(task_id, statuses.CANCEL_REQUESTED)
@@ -303,7 +270,6 @@ class TaskUpdateTests(TestCase):
         await farm.update(auth, task_id, {"task_status": "canceled", "activity": "Task was canceled"})
         self.assertEqual((await farm.store.get_task(task_id)).status, statuses.CANCELED)
 
-    @async_test
     async def test_completed_task_is_not_reopened_by_a_late_update(self):
         farm, auth, task_id = await self.assigned()
         await farm.update(auth, task_id, {"task_status": "completed"})
@@ -319,7 +285,6 @@ class MayIRunTests(TestCase):
         await farm.ask(auth)
         return farm, auth, doc["_id"]
 
-    @async_test
     async def test_active_task_may_keep_running_and_is_pinged(self):
         farm, auth, task_id = await self.assigned()
         farm.m.clock.advance(42)
@@ -328,7 +293,19 @@ class MayIRunTests(TestCase):
         task = await farm.store.get_task(task_id)
         self.assertEqual(task.last_worker_ping, farm.m.manager.updates.now())
 
-    @async_test
+    async def test_polls_in_quick_succession_record_one_ping(self):
+        farm, auth, task_id = await self.assigned()
+        farm.m.clock.advance(42)
+        await farm.may_i_run(auth, task_id)
+        pinged = (await farm.store.get_task(task_id)).last_worker_ping
+        farm.m.clock.advance(PING_RESOLUTION_SECONDS - 1)
+        self.assertEqual((await farm.may_i_run(auth, task_id)).json, {"may_keep_running": True})
+        self.assertEqual((await farm.store.get_task(task_id)).last_worker_ping, pinged)
+        farm.m.clock.advance(1)
+        await farm.may_i_run(auth, task_id)
+        self.assertEqual((await farm.store.get_task(task_id)).last_worker_ping,
+                         farm.m.manager.updates.now())
+
     async def test_refusals_are_200_with_the_protocol_reasons(self):
         farm, auth, task_id = await self.assigned()
         unknown = new_object_id()
@@ -347,7 +324,6 @@ class MayIRunTests(TestCase):
         malformed = await farm.may_i_run(auth, "nope")
         self.assertEqual(malformed.code, 404)
 
-    @async_test
     async def test_status_request_reaches_2x_workers_only(self):
         farm, auth, task_id = await self.assigned(generation="2.x")
         await farm.m.request("POST", f"/worker-action/{auth[0]}?action=set-status&status=asleep")
@@ -361,7 +337,6 @@ class MayIRunTests(TestCase):
         response = await old_farm.may_i_run(old_auth, old_task)
         self.assertEqual(response.json, {"may_keep_running": True})
 
-    @async_test
     async def test_lazy_request_lets_the_task_run(self):
         farm, auth, task_id = await self.assigned(generation="2.x")
         await farm.m.request(
@@ -371,7 +346,6 @@ class MayIRunTests(TestCase):
 
 
 class ReturnTests(TestCase):
-    @async_test
     async def test_return_requeues_own_active_task(self):
         doc = task_doc()
         farm = await Farm(self).start(doc)
@@ -389,7 +363,6 @@ class ReturnTests(TestCase):
         await farm.m.request("POST", f"/tasks/{doc['_id']}/return", auth=auth)
         self.assertEqual(await farm.store.count_queued_updates(), before)
 
-    @async_test
     async def test_return_of_another_workers_task_or_unknown_task(self):
         doc = task_doc()
         farm = await Farm(self).start(doc)
@@ -406,7 +379,6 @@ class ReturnTests(TestCase):
 
 
 class MiscEndpointTests(TestCase):
-    @async_test
     async def test_status_report(self):
         farm = await Farm(self).start(task_doc(), task_doc())
         await farm.worker()
@@ -416,7 +388,6 @@ class MiscEndpointTests(TestCase):
         self.assertEqual(response.json["upstream_queue_size"], 0)
         self.assertEqual(response.headers.getRawHeaders("Cache-Control"), ["no-cache"])
 
-    @async_test
     async def test_output_produced(self):
         farm = await Farm(self).start()
         auth = await farm.worker(generation="2.x")
@@ -426,7 +397,6 @@ class MiscEndpointTests(TestCase):
         empty = await farm.m.request("POST", "/output-produced", auth=auth, json_body={"paths": []})
         self.assertEqual((empty.code, empty.json["error"]), (422, "List of paths may not be empty."))
 
-    @async_test
     async def test_unknown_route_and_method_are_json_errors(self):
         farm = await Farm(self).start()
         missing = await farm.m.request("GET", "/no-such-thing")
@@ -435,7 +405,6 @@ class MiscEndpointTests(TestCase):
         self.assertEqual(wrong.code, 405)
         self.assertIn("not allowed", wrong.json["error"])
 
-    @async_test
     async def test_store_unavailable_is_503_except_for_may_i_run(self):
         farm = await Farm(self).start(task_doc())
         auth = await farm.worker()
