@@ -16,6 +16,7 @@ by the bare requests/s (one assignment costs two requests, so 0.5 is the ideal).
 
     .venv/bin/python bench/assign.py [--sizes 1000,10000,100000] [--workers 16] [--seconds 10]
                                      [--store mongodb://host:port/db] [--sync full,normal]
+                                     [--probe-out PATH]
 
 `--sync` runs each size once per `database_sync` setting of the embedded store (default: full
 only), which shows what syncing every group commit to disk costs.
@@ -43,6 +44,7 @@ from flamenco.config import parse_config  # noqa: E402
 from flamenco.ids import new_object_id  # noqa: E402
 from flamenco.store import store_for  # noqa: E402
 from flamenco.testing.worker import GENERATION_2_X, SimulatedWorker  # noqa: E402
+from bench.probe import ProbedManagerProcess  # noqa: E402
 from tests.manager_process import ManagerProcess  # noqa: E402
 
 #: (job_type, task_type, command) — several kinds of work, as a render farm has them.
@@ -156,16 +158,25 @@ async def close_all(workers) -> None:
 
 
 async def bench_manager(database_url: str, size: int, workers_count: int, seconds: float,
-                        workdir: str, sync: str) -> dict:
+                        workdir: str, sync: str, probe_out: str = "") -> dict:
     docs = make_tasks(size)
     load_seconds = await fill_store(database_url, docs)
-    manager = ManagerProcess({"database_url": database_url, "database_sync": sync}, workdir,
-                             verbose=False, start_timeout=60)
+    config = {"database_url": database_url, "database_sync": sync}
+    manager: ManagerProcess
+    if probe_out:
+        manager = ProbedManagerProcess(config, workdir, verbose=False, start_timeout=60,
+                                       probe="cpu", out=f"{probe_out}-{size}-{sync}")
+    else:
+        manager = ManagerProcess(config, workdir, verbose=False, start_timeout=60)
     await manager.start()
     try:
         workers = await registered_workers(manager.url, workers_count)
         try:
+            if probe_out:
+                manager.toggle_profile()
             assignments, requests, elapsed = await drive(workers, seconds, assign_and_complete)
+            if probe_out:
+                manager.toggle_profile()
         finally:
             await close_all(workers)
     finally:
@@ -268,7 +279,7 @@ async def run(options) -> None:
                 else:
                     database_url = "sqlite:" + os.path.join(workdir, "flamenco-manager.sqlite")
                 row = await bench_manager(database_url, size, options.workers, options.seconds,
-                                          workdir, sync)
+                                          workdir, sync, options.probe_out)
                 print(f"{size:,} tasks ({sync}): loaded in {row['load_seconds']:.1f} s, "
                       f"{row['assignments']:,} assignments, {row['requests']:,} requests "
                       f"in {row['seconds']:.1f} s", file=sys.stderr)
@@ -291,6 +302,9 @@ def main(argv=None) -> None:
                         help="mongodb://host:port/db (default: a fresh SQLite file per size)")
     parser.add_argument("--sync", default="full",
                         help="database_sync settings to compare, e.g. full,normal (SQLite only)")
+    parser.add_argument("--probe-out", default="",
+                        help="profile the Manager while it assigns (bench/probe.py), written to"
+                             " PROBE_OUT-SIZE-SYNC.profile.txt")
     parser.add_argument("--serve-bare-klein", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.serve_bare_klein:

@@ -1,19 +1,22 @@
 """A whole farm on one machine: N simulated Workers against the twistd Manager and a Server.
 
 The simulated Server runs as a child process with enough queued `sleep` tasks to keep every
-Worker busy; the Manager is the real `twistd flamenco-manager` child process (bcrypt cost 10, as
-in production) relaying to it; the Workers are the project's own `flamenco.testing` workers in
-this process, started one after another over `--ramp` seconds (a registration storm when the
-ramp is short), then measured for `--seconds` more:
+Worker busy (or `--tasks`); the Manager is the real `twistd flamenco-manager` child process
+(its default bcrypt cost, or `--bcrypt-cost`) relaying to it; the Workers are the project's own
+`flamenco.testing` workers in this process, started one after another over `--ramp` seconds (a
+registration storm when the ramp is short), then measured for `--seconds` more:
 
     .venv/bin/python bench/farm.py [--workers 1000] [--ramp 30] [--seconds 60]
                                    [--cadence realistic|stress] [--share-2-0 0.2]
+                                   [--tasks N] [--bcrypt-cost 4] [--probe memory|cpu]
 
 Cadence `realistic`: each task runs two commands of 5 s, so a Worker sends an update about every
 2 s and a may-i-run every 5 s while it runs a 10 s task (what real Workers do). `stress`: the same
 requests with 0.1 s commands. Printed: per endpoint and phase (ramp, steady) requests/s and
 p50/p90/p99/max latency, errors by kind, tasks completed/s, and the Manager's CPU share and
-resident memory.
+resident memory. `--probe` runs the Manager under `bench/probe.py`: tracemalloc snapshots at
+the start, the end of the ramp and the end (`memory`), or a cProfile of the steady phase
+(`cpu`), written to `--probe-out`.memory.txt / .profile.txt.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET  
 from flamenco.testing.worker import (  # noqa: E402
     GENERATION_2_0, GENERATION_2_X, RequestTimeout, SimulatedWorker,
 )
+from bench.probe import ProbedManagerProcess  # noqa: E402
 from tests.manager_process import ManagerProcess, free_port  # noqa: E402
 
 CADENCES = {"realistic": 5.0, "stress": 0.1}  # seconds per command, two commands per task
@@ -127,6 +131,29 @@ class ProcessMeter:
         return 0.0
 
 
+class Probe:
+    """Snapshots (memory) or a profile of the steady phase (cpu) inside the Manager."""
+
+    def __init__(self, manager: ManagerProcess, kind: str):
+        self.manager, self.kind = manager, kind
+
+    def started(self) -> None:
+        if self.kind == "memory":
+            self.manager.snapshot()
+
+    def ramp_over(self) -> None:
+        if self.kind == "memory":
+            self.manager.snapshot()
+        elif self.kind == "cpu":
+            self.manager.toggle_profile()
+
+    def steady_over(self) -> None:
+        if self.kind == "memory":
+            self.manager.snapshot()
+        elif self.kind == "cpu":
+            self.manager.toggle_profile()
+
+
 def start_server(port: int, workdir: str) -> subprocess.Popen:
     log = open(os.path.join(workdir, "server.log"), "w")
     return subprocess.Popen(
@@ -179,6 +206,8 @@ def print_table(header: tuple, lines: list[tuple]) -> None:
 
 def report(options, recorder: Recorder, cpu: dict, meter: ProcessMeter,
            registered: dict) -> None:
+    requests = sum(len(values) for (phase, _), values in recorder.latencies.items()
+                   if phase == "steady")
     print(f"\n{options.workers} Workers ({options.share_2_0:.0%} 2.0), ramp {options.ramp:.0f} s,"
           f" steady {options.seconds:.0f} s, cadence {options.cadence}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -209,6 +238,9 @@ def report(options, recorder: Recorder, cpu: dict, meter: ProcessMeter,
                   f"{cpu[phase] / recorder.phase_seconds[phase]:.0%}",
                   f"{meter.max_rss_mib:.0f} (max)", f"{registered[phase]:,}")
                  for phase in ("ramp", "steady")])
+    if requests:
+        print(f"\nManager CPU per steady-phase request: {cpu['steady'] / requests * 1000:.2f} ms"
+              f" ({cpu['steady']:.1f} CPU-s for {requests:,} requests)")
 
 
 async def run(options) -> None:
@@ -224,13 +256,22 @@ async def run(options) -> None:
     try:
         await wait_for_port(server_url, 20)
         per_worker = (options.ramp + options.seconds) / (2 * command_seconds) + 2
-        await create_jobs(server_url, int(options.workers * per_worker), command_seconds)
-        manager = ManagerProcess(
-            {"flamenco": server_url, "manager_id": DEFAULT_MANAGER_ID,
-             "manager_secret": DEFAULT_MANAGER_SECRET, "own_url": "http://127.0.0.1:1/",
-             "download_task_sleep_seconds": 10},
-            scratch, verbose=False, start_timeout=60)
+        await create_jobs(server_url, options.tasks or int(options.workers * per_worker),
+                          command_seconds)
+        config = {"flamenco": server_url, "manager_id": DEFAULT_MANAGER_ID,
+                  "manager_secret": DEFAULT_MANAGER_SECRET, "own_url": "http://127.0.0.1:1/",
+                  "download_task_sleep_seconds": 10}
+        if options.bcrypt_cost:
+            config["worker_secret_bcrypt_cost"] = options.bcrypt_cost
+        manager: ManagerProcess
+        if options.probe:
+            manager = ProbedManagerProcess(config, scratch, verbose=False, start_timeout=60,
+                                           probe=options.probe, out=options.probe_out)
+        else:
+            manager = ManagerProcess(config, scratch, verbose=False, start_timeout=60)
         await manager.start()
+        probe = Probe(manager, options.probe)
+        probe.started()
         meter = ProcessMeter(manager.process.pid)
         rss_sampler = task.LoopingCall(meter.sample_rss)
         rss_sampler.start(1.0)
@@ -253,7 +294,9 @@ async def run(options) -> None:
         cpu = {"ramp": meter.cpu_seconds() - cpu_start}
         registered = {"ramp": sum(bool(w.worker_id) for w in workers)}
         recorder.phase, started, cpu_start = "steady", time.perf_counter(), meter.cpu_seconds()
+        probe.ramp_over()
         await task.deferLater(reactor, options.seconds, lambda: None)
+        probe.steady_over()
         recorder.phase_seconds["steady"] = time.perf_counter() - started
         cpu["steady"] = meter.cpu_seconds() - cpu_start
         registered["steady"] = sum(bool(w.worker_id) for w in workers)
@@ -281,7 +324,17 @@ def main(argv=None) -> None:
     parser.add_argument("--cadence", choices=sorted(CADENCES), default="realistic")
     parser.add_argument("--share-2-0", type=float, default=0.2,
                         help="share of 2017 (2.0) Workers; the rest speak 2.x")
+    parser.add_argument("--tasks", type=int, default=0,
+                        help="tasks queued at the Server (default: enough for every Worker)")
+    parser.add_argument("--bcrypt-cost", type=int, default=0,
+                        help="the Manager's worker_secret_bcrypt_cost (default: its default, 8);"
+                             " 4 makes registration cheap, to measure the steady state")
+    parser.add_argument("--probe", choices=("memory", "cpu"), default="",
+                        help="tracemalloc snapshots (start, end of ramp, end) or a cProfile of "
+                             "the steady phase inside the Manager, written to --probe-out.*.txt")
+    parser.add_argument("--probe-out", default="farm-probe")
     options = parser.parse_args(argv)
+    options.probe_out = os.path.abspath(options.probe_out)
     task.react(lambda reactor: defer.ensureDeferred(run(options)))
 
 

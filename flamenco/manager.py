@@ -27,7 +27,7 @@ from flamenco.standalone.wiring import build_standalone
 from flamenco.store.interface import StoreUnusable
 from flamenco.store.observed import ObservedStore
 from flamenco.task_logs import TaskLogs
-from flamenco.task_updates import TaskUpdateService
+from flamenco.task_updates import TaskUpdateService, ping_resolution_for
 from flamenco.test_tasks import TestTasks
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
@@ -207,7 +207,9 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         blocklist_threshold=config.blocklist_threshold,
         blocklist_expiry=config.blocklist_expiry,
     )
-    task_updates = TaskUpdateService(store, updates, failures)
+    task_updates = TaskUpdateService(
+        store, updates, failures,
+        ping_resolution=ping_resolution_for(config.active_task_timeout_interval_seconds))
     hashing = HashingPool(reactor, threads=config.worker_secret_hashing_threads)
     HashingService(hashing).setServiceParent(services)
     limiter = FailedAuthLimiter(clock, config.worker_auth_failure_limit,

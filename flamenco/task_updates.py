@@ -15,13 +15,26 @@ from flamenco.updates import UpdateQueue
 
 log = Logger()
 
+#: A may-i-run poll records the Worker's ping on its task only when the last recorded one is
+#: at least this old (a Worker polls every few seconds and sends updates, which ping too, in
+#: between), so the task timeout check sees pings at most this much older than they were.
+#: The Manager uses less when the task timeout is short (see `ping_resolution_for`).
+PING_RESOLUTION_SECONDS = 5.0
+
+
+def ping_resolution_for(task_timeout: float) -> float:
+    """At most a twelfth of the task timeout (5 s for the default 60 s)."""
+    return min(PING_RESOLUTION_SECONDS, task_timeout / 12)
+
 
 class TaskUpdateService:
     def __init__(self, store: IStore, updates: UpdateQueue,
-                 failures: FailureHandling | None = None):
+                 failures: FailureHandling | None = None,
+                 ping_resolution: float = PING_RESOLUTION_SECONDS):
         self.store = store
         self.updates = updates
         self.failures = failures
+        self.ping_resolution = ping_resolution
 
     async def accept_update(self, worker: Worker, task_id: str, report: WorkerTaskUpdate) -> None:
         """Validate against the local task, apply and queue durably; returns once on disk."""
@@ -109,7 +122,11 @@ class TaskUpdateService:
         if (worker.is_2x and worker.status_requested and not worker.lazy_status_request
                 and worker.status_requested not in (statuses.W_AWAKE, statuses.W_TESTING)):
             return False, f"worker status change to {worker.status_requested} requested"
-        await self.store.ping_task(task_id, worker.id, self.updates.now())
+        now = self.updates.now()
+        if not (task.worker_reported and task.worker_id == worker.id
+                and task.last_worker_ping is not None
+                and (now - task.last_worker_ping).total_seconds() < self.ping_resolution):
+            await self.store.ping_task(task_id, worker.id, now)
         return True, ""
 
     async def return_task(self, worker: Worker, task_id: str) -> None:

@@ -43,7 +43,9 @@ class CredentialCache:
     """Remembers, per worker, a keyed digest of a secret that bcrypt verified recently.
 
     bcrypt at cost 10 takes about 50 ms; a worker authenticates every few seconds.
-    The key is random per process, so the cache is useless outside it.
+    The key is random per process, so the cache is useless outside it. Expired entries are
+    dropped once per `lifetime`, so it holds at most the Workers verified within the last
+    two lifetimes (about 100 bytes each).
     """
 
     def __init__(self, clock: IReactorTime, lifetime: float = CREDENTIAL_CACHE_SECONDS):
@@ -51,6 +53,7 @@ class CredentialCache:
         self.lifetime = lifetime
         self._key = os.urandom(32)
         self._entries: dict[str, tuple[bytes, bytes, float]] = {}
+        self._next_prune = clock.seconds() + lifetime
 
     def _digest(self, secret: bytes) -> bytes:
         return hmac.new(self._key, secret, hashlib.sha256).digest()
@@ -67,6 +70,11 @@ class CredentialCache:
         )
 
     def remember(self, worker: Worker, secret: bytes) -> None:
+        now = self.clock.seconds()
+        if now >= self._next_prune:
+            self._entries = {key: entry for key, entry in self._entries.items()
+                             if entry[2] > now}
+            self._next_prune = now + self.lifetime
         self._entries[worker.id] = (
             self._digest(secret), worker.secret_hash, self.clock.seconds() + self.lifetime
         )

@@ -1,5 +1,6 @@
 """The treq adapter against the simulated Server over loopback HTTP."""
 
+import io
 import json
 
 from twisted.internet import defer, protocol, reactor, task
@@ -8,7 +9,7 @@ from twisted.trial import unittest
 from flamenco.ids import new_object_id
 from flamenco.testing import client_for_test, serve_for_test
 from flamenco.testing.server import demo_job_tasks
-from flamenco.upstream.client import UpstreamClient, UpstreamError
+from flamenco.upstream.client import UpstreamClient, UpstreamError, _depsgraph_tasks
 
 
 class _SilentServer(protocol.Factory):
@@ -54,7 +55,7 @@ class UpstreamClientTests(unittest.TestCase):
 
     async def test_depsgraph(self):
         result = await self.client.depsgraph(None)
-        self.assertEqual((result.code, result.tasks), (204, []))
+        self.assertEqual((result.code, list(result.tasks)), (204, []))
         _, ids = self.server.create_job(demo_job_tasks())
         result = await self.client.depsgraph(None, ("sleep",))
         self.assertEqual([t["_id"] for t in result.tasks], ids)
@@ -64,6 +65,12 @@ class UpstreamClientTests(unittest.TestCase):
         self.assertEqual(again.code, 304)
         route, details = self.server.requests[-1]
         self.assertEqual((route, details["since"]), ("depsgraph", result.last_updated))
+
+    def test_an_undecodable_depsgraph_fails_while_iterating(self):
+        tasks = _depsgraph_tasks(io.BytesIO(b'{"depsgraph": [{"_id": "a"}, {"_id": '))
+        self.assertEqual(next(tasks), {"_id": "a"})
+        error = self.assertRaises(UpstreamError, next, tasks)
+        self.assertIn("undecodable", str(error))
 
     async def test_failure_status_is_an_error(self):
         self.server.down_status = 503

@@ -5,11 +5,13 @@ from datetime import timedelta
 from twisted.internet import task
 from twisted.trial import unittest
 
+from flamenco.events import EventBus
+from flamenco.store.observed import ObservedStore
 from flamenco.testing import client_for_test, serve_for_test, sqlite_store_for_test
 from flamenco.testing.server import demo_job_tasks
 from flamenco.timefmt import utc_now
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
-from flamenco.upstream.downloader import LEASE_NAME, TaskDownloader
+from flamenco.upstream.downloader import LEASE_NAME, STORE_BATCH, TaskDownloader
 
 
 class DownloaderTests(unittest.TestCase):
@@ -81,6 +83,19 @@ class DownloaderTests(unittest.TestCase):
         await self.downloader.download_now()
         self.assertEqual(self.server.requests[-1][0], "depsgraph")
         self.assertEqual(await self.store.get_setting(DEPSGRAPH_TIMESTAMP), stamp)
+
+    async def test_a_big_download_is_stored_in_batches(self):
+        await self.make(start=False)
+        bus = EventBus()
+        stored: list[int] = []
+        bus.subscribe(lambda event: stored.append(event.data["count"]))
+        self.downloader.store = ObservedStore(self.store, bus)
+        _, ids = self.server.create_job([{"name": f"t{n}"} for n in range(2 * STORE_BATCH + 3)])
+        self.assertEqual(await self.downloader.download(), len(ids))
+        self.assertEqual(stored, [STORE_BATCH, STORE_BATCH, 3])
+        self.assertIsNotNone(await self.store.get_task(ids[-1]))
+        self.assertEqual(await self.store.get_setting(DEPSGRAPH_TIMESTAMP),
+                         self.server.tasks[ids[-1]].updated.isoformat())
 
     async def test_invalid_tasks_are_skipped(self):
         await self.make()

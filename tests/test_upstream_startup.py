@@ -70,6 +70,18 @@ class StartupNotificationTests(unittest.TestCase):
         self.assertEqual(self.notifier.types.attempts, 2)
         self.assertEqual(len(self.sent("update")), 1)
 
+    async def test_task_types_notifications_start_at_most_once_per_interval(self):
+        await self.make()
+        self.notifier.types_changed()
+        await self.advance(0, self.notifier.types)
+        self.assertEqual(len(self.sent("update")), 1)
+        for _ in range(5):  # a registration storm
+            self.notifier.types_changed()
+        await self.advance(9, self.notifier.types)
+        self.assertEqual(len(self.sent("update")), 1)
+        await self.advance(1, self.notifier.types)
+        self.assertEqual(len(self.sent("update")), 2)
+
 
 class StoreNotOpenYetTests(unittest.TestCase):
     async def test_retried_while_the_store_is_not_open(self):

@@ -4,6 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from flamenco import statuses
 from flamenco.ids import new_object_id
+from flamenco.task_updates import PING_RESOLUTION_SECONDS
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
 
@@ -293,6 +294,19 @@ class MayIRunTests(TestCase):
         self.assertEqual((response.code, response.json), (200, {"may_keep_running": True}))
         task = await farm.store.get_task(task_id)
         self.assertEqual(task.last_worker_ping, farm.m.manager.updates.now())
+
+    async def test_polls_in_quick_succession_record_one_ping(self):
+        farm, auth, task_id = await self.assigned()
+        farm.m.clock.advance(42)
+        await farm.may_i_run(auth, task_id)
+        pinged = (await farm.store.get_task(task_id)).last_worker_ping
+        farm.m.clock.advance(PING_RESOLUTION_SECONDS - 1)
+        self.assertEqual((await farm.may_i_run(auth, task_id)).json, {"may_keep_running": True})
+        self.assertEqual((await farm.store.get_task(task_id)).last_worker_ping, pinged)
+        farm.m.clock.advance(1)
+        await farm.may_i_run(auth, task_id)
+        self.assertEqual((await farm.store.get_task(task_id)).last_worker_ping,
+                         farm.m.manager.updates.now())
 
     async def test_refusals_are_200_with_the_protocol_reasons(self):
         farm, auth, task_id = await self.assigned()

@@ -37,6 +37,9 @@ CANDIDATE_CACHE_TTL = 5.0
 CANDIDATES_PER_RELOAD = 64
 #: A claim marker older than this whose task is still waiting is assumed orphaned.
 CLAIM_STALE = timedelta(seconds=60)
+#: Per schedule type at most twice this many candidates are kept in memory (about 150 bytes
+#: each); beyond that the best this many stay.
+CANDIDATES_KEPT = 4 * CANDIDATES_PER_RELOAD
 #: Candidates fetched per claim round; several are tried when other claimers win the first.
 CLAIM_CANDIDATES = 8
 _CLAIM_ROUNDS = 5
@@ -177,11 +180,17 @@ class _Candidates:
         for record in records:
             if (record.get("status") in statuses.SCHEDULABLE
                     and record.get("_fm_unfinished_parents") == 0):
-                heapq.heappush(self._heaps.setdefault(record["_fm_type"], []), (
+                schedule_type = record["_fm_type"]
+                heap = self._heaps.setdefault(schedule_type, [])
+                heapq.heappush(heap, (
                     *hand_out_key(record["_fm_job_priority"], record["_fm_priority"],
                                   record["_id"]),
                     record.get("_fm_claims", 0),
                 ))
+                if len(heap) > 2 * CANDIDATES_KEPT:
+                    # A big download: keep the best, the rest is reloaded when these run out.
+                    self._heaps[schedule_type] = heapq.nsmallest(CANDIDATES_KEPT, heap)
+                    self._complete[schedule_type] = False
 
     def pop(self, types) -> dict | None:
         best = None

@@ -12,10 +12,12 @@ import base64
 import functools
 import gzip
 import json
+import tempfile
 import uuid
-from typing import Any
+from typing import IO, Any, Iterator
 
 import attrs
+import ijson
 from twisted.internet import defer
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.logger import Logger
@@ -29,6 +31,10 @@ from treq.client import HTTPClient
 from flamenco.upstream.gzip_choice import GzipChoice
 
 JSON_TYPE = "application/json"
+#: A depsgraph answer is spooled to a temporary file beyond this many bytes and decoded one
+#: task at a time, so that a 100k-task download does not hold its body and its decoded tree
+#: in memory at once (60 MB of JSON is about 200 MiB of Python objects).
+DEPSGRAPH_SPOOL_BYTES = 1 << 20
 
 #: Failures that mean the Server received nothing it answered: the request may be sent again.
 NEVER_ANSWERED = (RequestNotSent, RequestTransmissionFailed, ResponseNeverReceived)
@@ -95,9 +101,23 @@ class Response:
 @attrs.frozen
 class Depsgraph:
     code: int  # 200, 204 or 304
-    tasks: list  # raw task documents (validated by the caller)
+    #: Raw task documents (validated by the caller), decoded as they are iterated; iterating
+    #: fails with UpstreamError where the body turns out not to be JSON.
+    tasks: Iterator[dict]
     last_updated: str  # X-Flamenco-Last-Updated, or ""
     honoured_types: tuple[str, ...]  # the task-type hint the Server says it applied, if any
+
+
+def _depsgraph_tasks(spool: IO[bytes]) -> Iterator[dict]:
+    """The items of `{"depsgraph": [...]}` one at a time; closes `spool` when done."""
+    with spool:
+        try:
+            for item in ijson.items(spool, "depsgraph.item", use_float=True):
+                yield item
+        except ijson.JSONError as error:
+            spool.seek(0)
+            raise UpstreamError(f"depsgraph download: undecodable answer: {error}", 200,
+                                spool.read(200)) from None
 
 
 class UpstreamClient:
@@ -141,18 +161,19 @@ class UpstreamClient:
     # -- the one place requests are made ---------------------------------------------------------
     def request(self, method: str, url: str, *, headers: dict | None = None,
                 data: bytes | None = None, params: dict | None = None,
-                timeout: float | None = None) -> defer.Deferred:
+                timeout: float | None = None, into: IO[bytes] | None = None) -> defer.Deferred:
         """Fires with a `Response`, or fails with `UpstreamError` (network, deadline).
 
         The deadline covers connecting, the headers and the body (treq's `timeout=` alone
         covers the headers only). Cancelling the returned Deferred aborts the request.
+        With `into`, the body is written there as it arrives (the Response's body is empty).
         """
         timeout = self.timeout if timeout is None else timeout
         all_headers = {"Authorization": [self._auth]}
         for name, value in (headers or {}).items():
             all_headers[name] = [value]
         inner = defer.ensureDeferred(
-            self._request(method, url, all_headers, data, params, timeout)
+            self._request(method, url, all_headers, data, params, timeout, into)
         )
         deadline = self.clock.seconds() + timeout
         late, cancelled = [], []
@@ -190,7 +211,7 @@ class UpstreamClient:
         inner.addBoth(finished)
         return outer
 
-    async def _request(self, method, url, headers, data, params, timeout) -> Response:
+    async def _request(self, method, url, headers, data, params, timeout, into) -> Response:
         """One request; sent once more, on a new connection, if the idle pooled connection it
         went out on turns out closed by the Server before any byte of an answer arrived (an
         HTTP/1.0 Server, a proxy closing after errors, an idle keep-alive timeout).
@@ -202,8 +223,10 @@ class UpstreamClient:
         same fields and status again changes nothing, so the updates are acknowledged again.
         """
         def send(http: HTTPClient) -> defer.Deferred:
+            # treq buffers a whole body in memory unless asked not to (for `into`).
             return http.request(method, url, headers=headers, data=data, params=params,
-                                allow_redirects=False, timeout=timeout, reactor=self.clock)
+                                allow_redirects=False, timeout=timeout, reactor=self.clock,
+                                unbuffered=into is not None)
 
         self._pool.handed_out_idle = False
         sent = send(self._http)  # the pool hands out a connection synchronously
@@ -217,7 +240,11 @@ class UpstreamClient:
                            "before it answered; sending again on a new connection",
                            method=method, url=url)
             response = await send(self._fresh)
-        body = await treq.content(response)
+        if into is None:
+            body = await treq.content(response)
+        else:
+            await treq.collect(response, into.write)
+            body = b""
         if response.version[1:] < (1, 1):
             # An HTTP/1.0 answer: the Server closes this connection (Twisted only honours an
             # explicit `Connection: close`). Drop it from the pool before anyone reuses it.
@@ -277,22 +304,23 @@ class UpstreamClient:
         if since:
             headers["X-Flamenco-If-Updated-Since"] = since
         params = {"task_types": ",".join(task_types)} if task_types else None
-        response = await self.request("GET", self._manager_url("depsgraph"),
-                                      headers=headers, params=params)
-        if response.code in (204, 304):
-            return Depsgraph(response.code, [], "", ())
-        self._expect(response, "depsgraph download", ok=(200,))
+        spool = tempfile.SpooledTemporaryFile(max_size=DEPSGRAPH_SPOOL_BYTES)
         try:
-            doc = response.json()
-            tasks = doc["depsgraph"] or []
-            if not isinstance(tasks, list):
-                raise TypeError("depsgraph is not a list")
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise UpstreamError(f"depsgraph download: undecodable answer: {error}",
-                                response.code, response.body[:200]) from None
+            response = await self.request("GET", self._manager_url("depsgraph"),
+                                          headers=headers, params=params, into=spool)
+            spool.seek(0)
+            if response.code in (204, 304):
+                spool.close()
+                return Depsgraph(response.code, iter(()), "", ())
+            self._expect(attrs.evolve(response, body=spool.read(200)), "depsgraph download",
+                         ok=(200,))
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
         honoured = response.headers.get("x-flamenco-task-types", "")
         return Depsgraph(
-            code=200, tasks=tasks,
+            code=200, tasks=_depsgraph_tasks(spool),
             last_updated=response.headers.get("x-flamenco-last-updated", ""),
             honoured_types=tuple(t for t in honoured.split(",") if t),
         )

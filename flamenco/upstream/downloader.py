@@ -30,6 +30,11 @@ from flamenco.upstream import DEPSGRAPH_TIMESTAMP
 from flamenco.upstream.client import UpstreamClient, UpstreamError
 
 LEASE_NAME = "depsgraph-download"
+#: Downloaded tasks are decoded and stored this many at a time, each batch in its own
+#: transaction, so that a big download neither holds all its tasks in memory nor keeps the
+#: reactor (and the Workers' requests) waiting for one long transaction. The Server's
+#: timestamp is remembered only after the last batch, so an interrupted download is repeated.
+STORE_BATCH = 200
 
 
 class TaskDownloader(Service):
@@ -166,17 +171,29 @@ class TaskDownloader(Service):
         if result.code != 200:
             self.log.debug("task download: {code}, nothing new", code=result.code)
             return 0
-        docs = []
-        for raw in result.tasks:
-            try:
-                docs.append(parse_server_task(raw))
-            except InvalidDocument as error:
-                self.log.warn("task download: skipping a task: {error}", error=error.message)
+        stored = 0
+        docs: list[dict] = []
+        try:
+            for raw in result.tasks:
+                try:
+                    docs.append(parse_server_task(raw))
+                except InvalidDocument as error:
+                    self.log.warn("task download: skipping a task: {error}", error=error.message)
+                if len(docs) >= STORE_BATCH:
+                    await self.store.store_server_tasks(docs, utc_now(self.clock))
+                    stored, docs = stored + len(docs), []
+        except UpstreamError as error:
+            self.log.warn("task download failed after {count} tasks: {error}", count=stored,
+                          error=str(error))
+            self.failures += 1
+            self._tell_observers(False)
+            return stored
         if docs:
             await self.store.store_server_tasks(docs, utc_now(self.clock))
+            stored += len(docs)
         partial = bool(result.honoured_types)
         if result.last_updated and not partial:
             await self.store.set_setting(DEPSGRAPH_TIMESTAMP, result.last_updated)
-        self.log.info("downloaded {count} tasks{hint}", count=len(docs),
+        self.log.info("downloaded {count} tasks{hint}", count=stored,
                       hint=f" (types {', '.join(hint)} first)" if partial else "")
-        return len(docs)
+        return stored

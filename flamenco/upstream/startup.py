@@ -6,7 +6,9 @@ the version-1 body with `path_replacement: {}` and `worker_task_types`, which bo
 the 2021 Server accept.
 
 The task-types update notification (§6.2) is sent when workers' supported types change
-(`types_changed()`); one retry loop at a time, a trigger while one is pending is absorbed.
+(`types_changed()`); one retry loop at a time, a trigger while one is pending is absorbed, and
+notifications start at most once per `types_interval` seconds (the body lists every Worker, so
+a registration storm of N Workers would otherwise build it N times: N² rows read).
 """
 
 from __future__ import annotations
@@ -78,8 +80,11 @@ class StartupNotifier(Service):
 
     def __init__(self, client: UpstreamClient, store: IStore, clock: IReactorTime, *,
                  manager_url: str, variables: dict, first_delay: float = 0.5, retry: float = 30.0,
-                 types_retry: float = 10.0):
+                 types_retry: float = 10.0, types_interval: float = 10.0):
         self.client = client
+        self.clock = clock
+        self.types_interval = types_interval
+        self._types_started = float("-inf")
         self.store = store
         self.manager_url = manager_url
         self.variables = variables
@@ -101,8 +106,9 @@ class StartupNotifier(Service):
     def types_changed(self) -> None:
         """A worker registered or signed on with different types (§6.2)."""
         if self.types.call is not None and self.types.call.active():
-            return  # a retry loop is pending; it will send the current types
-        self.types.start(0)
+            return  # a retry loop or a throttled start is pending; it sends the current types
+        self.types.start(max(0.0, self._types_started + self.types_interval
+                             - self.clock.seconds()))
 
     async def _body(self) -> dict:
         return await notification_body(self.store, self.manager_url, self.variables)
@@ -111,4 +117,5 @@ class StartupNotifier(Service):
         await self.client.startup(await self._body())
 
     async def _send_update(self) -> None:
+        self._types_started = self.clock.seconds()
         await self.client.update_notification(await self._body())
