@@ -67,8 +67,8 @@ def combined_log_line(timestamp: str, request) -> str:
 
 
 class ManagerSite(Site):
-    """Serves with WorkerRequest. `access_log`: empty for none, a file name (appended to), or `-` for standard output;
-    lines in the combined log format. Twisted's default, one info log event per request,
+    """Serves with WorkerRequest. `access_log`: empty for none, a file name (appended to), or
+    `-` for standard output; lines in the combined log format. Twisted's default, one info log event per request,
     is never written."""
 
     noisy = False
