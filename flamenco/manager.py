@@ -52,11 +52,11 @@ class StoreService(Service):
     need it are answered 503. Once open, an outage is the store's `Availability` business.
     """
 
-    name = "store"
     retry_seconds = 5.0
 
-    def __init__(self, store, clock, *, startup_timeout: float = 30.0,
+    def __init__(self, store: IStore, clock: IReactorTime, *, startup_timeout: float = 30.0,
                  on_startup_failure: Callable[[str], None] | None = None):
+        self.setName("store")
         self.store = store
         self.clock = clock
         self.startup_timeout = startup_timeout
@@ -258,6 +258,7 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         clock=clock,
         max_body=config.max_request_body_bytes,
         serve_metrics=config.serve_metrics,
+        tls=config.tls,
         jobs=jobs,
     )
     return Manager(

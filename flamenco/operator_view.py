@@ -7,10 +7,10 @@ import attrs
 from flamenco.events import EventBus
 from flamenco.farm_view import FarmView
 from flamenco.metrics import ManagerMetrics
+from flamenco.operator_login import OperatorLogin
 from flamenco.previews import Previews
 from flamenco.task_activity import TaskActivity
 from flamenco.upstream.health import UpstreamHealth
-from flamenco.web.access import AccessPolicy
 
 
 @attrs.define
@@ -20,7 +20,7 @@ class OperatorView:
     health: UpstreamHealth
     metrics: ManagerMetrics
     farm: FarmView
-    access: AccessPolicy
+    login: OperatorLogin
     previews: Previews
 
 
@@ -36,6 +36,6 @@ def build_operator_view(config, store, bus: EventBus, workers, task_source, cloc
         health=health,
         metrics=ManagerMetrics(store, bus, link),
         farm=FarmView(config, store, workers, task_source, health, activity),
-        access=AccessPolicy(config.admin_password, clock, tls=config.tls),
+        login=OperatorLogin(config.admin_password, clock),
         previews=Previews(bus, clock),
     )

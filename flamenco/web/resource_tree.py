@@ -21,6 +21,7 @@ from flamenco.upstream import ITaskSource
 from flamenco.worker_actions import WorkerActions
 from flamenco.worker_requests import WorkerRequests
 from flamenco.workers import WorkerService
+from flamenco.web.access import AccessPolicy
 from flamenco.web.events_stream import EventStream
 from flamenco.web.health_api import HealthAPI
 from flamenco.web.jobs_api import JobsAPI
@@ -51,6 +52,8 @@ class WebServices:
     max_body: int
     #: `serve_metrics`: `/metrics`, `/healthz` and `/readyz` are served.
     serve_metrics: bool
+    #: Served over TLS: the session cookie is Secure.
+    tls: bool
     #: Stand-alone mode (no Server configured): the job service behind `/api/jobs`.
     jobs: JobService | None = None
 
@@ -65,6 +68,7 @@ def dashboard_files() -> File:
 
 def build_resource(services: WebServices) -> IResource:
     view = services.operator
+    access = AccessPolicy(view.login, tls=services.tls)
     health = None
     if services.serve_metrics:
         health = HealthAPI(services.readiness, view.metrics).app.resource()
@@ -82,9 +86,9 @@ def build_resource(services: WebServices) -> IResource:
         operator=OperatorAPI(view.farm, view.health, view.previews).app.resource(),
         events=EventStream(view.bus, services.clock),
         dashboard=dashboard_files(),
-        login=LoginPages(view.access).app.resource(),
+        login=LoginPages(access).app.resource(),
         health=health,
-        access=view.access,
+        access=access,
         metrics=view.metrics,
         jobs=jobs,
     )

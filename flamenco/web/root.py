@@ -10,8 +10,10 @@ another origin cannot trigger the loopback-only `/worker-action`, `/kick` and `/
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 from twisted.web.resource import IResource, Resource
 from twisted.web.static import File
 
@@ -61,7 +63,8 @@ class ManagerRoot(Resource):
     def getChildWithDefault(self, name: bytes, request: IRequest) -> IResource:
         if name == b"task":
             started = time.perf_counter()
-            request.notifyFinish().addBoth(
+            # ManagerSite's requests are `server.Request`s (IRequest does not declare this).
+            cast(Request, request).notifyFinish().addBoth(
                 lambda _: self.metrics.observe_assign(time.perf_counter() - started))
         if name in HEALTH and self.health is not None:
             return self._whole_path(self.health, request)
