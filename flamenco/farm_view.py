@@ -14,11 +14,14 @@ from twisted.logger import Logger
 import flamenco
 from flamenco import statuses
 from flamenco.errors import BadRequest, TaskConflict, UnknownTask
+from flamenco.config import Config
 from flamenco.farm_json import task_summary, worker_summary
 from flamenco.ids import is_object_id, normalise_object_id
+from flamenco.store.interface import IStore
 from flamenco.task_activity import TaskActivity
+from flamenco.upstream import ITaskSource
 from flamenco.upstream.health import UpstreamHealth
-from flamenco.workers import named_worker
+from flamenco.workers import WorkerService, named_worker
 
 log = Logger()
 
@@ -37,8 +40,8 @@ FORGETTABLE = frozenset({"", statuses.W_OFFLINE, statuses.W_DOWN, statuses.W_TIM
 
 
 class FarmView:
-    def __init__(self, config, store, workers, task_source, health: UpstreamHealth,
-                 activity: TaskActivity):
+    def __init__(self, config: Config, store: IStore, workers: WorkerService,
+                 task_source: ITaskSource, health: UpstreamHealth, activity: TaskActivity):
         self.config = config
         self.store = store
         self.workers = workers

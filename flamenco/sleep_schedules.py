@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import cast
 
 import attrs
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco import statuses
@@ -21,6 +23,7 @@ from flamenco.documents import InvalidDocument
 from flamenco.errors import BadRequest, UnknownWorker
 from flamenco.periodic import PeriodicJob
 from flamenco.store.farm import SleepSchedule
+from flamenco.store.interface import IStore
 from flamenco.timefmt import utc_now
 from flamenco.workers import named_worker
 
@@ -47,11 +50,15 @@ def parse_schedule(worker_id: str, doc: dict) -> SleepSchedule:
             raise InvalidDocument(f"field {key!r} must be HH:MM", {"field": key})
         times[key] = value
     return SleepSchedule(worker_id, active, tuple(dict.fromkeys(days.lower().split())),
-                         **times)
+                         time_start=times["time_start"], time_end=times["time_end"])
+
+
+def _hh_mm(text: str) -> time:
+    return time(int(text[:2]), int(text[3:]))
 
 
 def _clock_time(text: str) -> time | None:
-    return time(int(text[:2]), int(text[3:])) if text else None
+    return _hh_mm(text) if text else None
 
 
 def desired_status(schedule: SleepSchedule, now: datetime, zone: tzinfo) -> str | None:
@@ -79,7 +86,7 @@ def next_check(schedule: SleepSchedule, now: datetime, zone: tzinfo) -> datetime
     for day in (today, today + timedelta(days=1)):
         for text in (schedule.time_start, schedule.time_end):
             if text:
-                candidates.append(_at(day, _clock_time(text), zone))
+                candidates.append(_at(day, _hh_mm(text), zone))
     candidates.append(_at(today + timedelta(days=1), time(0, 0), zone))
     return min(moment for moment in candidates if moment > now)
 
@@ -87,17 +94,18 @@ def next_check(schedule: SleepSchedule, now: datetime, zone: tzinfo) -> datetime
 class SleepScheduler(PeriodicJob):
     """Applies due schedules every minute (first 10 s after start), and at once when saved."""
 
-    name = "sleep-scheduler"
     lease_name = "sleep-scheduler"
 
-    def __init__(self, store, clock, *, zone: tzinfo | None, lease_holder: str,
-                 first: float = 10, interval: float = 60):
+    def __init__(self, store: IStore, clock: IReactorTime, *, zone: tzinfo | None,
+                 lease_holder: str, first: float = 10, interval: float = 60):
         super().__init__(store, clock, first=first, interval=interval,
                          lease_holder=lease_holder)
+        self.setName("sleep-scheduler")
         self.zone = zone
 
     def _zone(self) -> tzinfo:
-        return self.zone or datetime.now().astimezone().tzinfo
+        # A datetime made by astimezone() always has a tzinfo.
+        return self.zone or cast(tzinfo, datetime.now().astimezone().tzinfo)
 
     async def run(self, now: datetime) -> int:
         due = await self.store.farm.sleep_schedules_due(now)

@@ -18,6 +18,7 @@ from flamenco.jobs.submission import JobRejected, prepare_job, task_documents
 from flamenco.jobs.twoway import TwoWayVariables
 from flamenco.jobs.types import JobType
 from flamenco.standalone.errors import JobConflict, UnknownJob
+from flamenco.store.interface import IStore
 from flamenco.store.jobs import IJobStore, Job
 from flamenco.standalone.local_queue import LocalUpdateQueue
 
@@ -43,7 +44,7 @@ class JobWithTasks:
 
 
 class JobService:
-    def __init__(self, store, jobs: IJobStore, updates: LocalUpdateQueue,
+    def __init__(self, store: IStore, jobs: IJobStore, updates: LocalUpdateQueue,
                  job_types: dict[str, JobType], twoway: TwoWayVariables):
         self.store = store
         self.jobs = jobs
