@@ -17,12 +17,12 @@ from flamenco.quarantine import SickWorkers
 from flamenco.sleep_schedules import SleepScheduler
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.upstream import ITaskSource
-from flamenco.worker_actions import WorkerAction, WorkerActions
 from flamenco.web.access import is_local_peer, peer_host
 from flamenco.web.responses import (
     endpoint, form_args, json_error, json_response, method_not_allowed, no_content,
     no_such_endpoint, read_body, user_agent,
 )
+from flamenco.worker_actions import WorkerAction, WorkerActions
 
 log = Logger()
 
@@ -33,6 +33,7 @@ PATHS = frozenset({b"worker-action", b"blocklist", b"set-sleep-schedule", b"slee
 
 class LocalOperatorAPI:
     app = Klein()
+    # As in WorkerAPI: a path with `//` in it is answered 404, not redirected.
     app.url_map.merge_slashes = False
 
     def __init__(self, actions: WorkerActions, failures: FailureHandling,

@@ -16,13 +16,13 @@ from flamenco.documents import (
 from flamenco.errors import UnknownTask
 from flamenco.farm_view import FarmView
 from flamenco.ids import is_object_id, normalise_object_id
-from flamenco.worker_requests import WHILE_STORE_UNAVAILABLE, Contact, WorkerRequests
-from flamenco.workers import WorkerService
 from flamenco.web.access import peer_host
 from flamenco.web.responses import (
     endpoint, json_response, method_not_allowed, no_content, no_such_endpoint, read_body,
     user_agent,
 )
+from flamenco.worker_requests import WHILE_STORE_UNAVAILABLE, Contact, WorkerRequests
+from flamenco.workers import WorkerService
 
 
 def _may_keep_running_by_default(request: IRequest) -> bytes:
