@@ -7,7 +7,8 @@
     flamenco-manager requeue JOB | --all
 
 Refusals are one line on stderr (a refused job: one line per problem) and exit status 2;
-a Manager that cannot be reached gives exit status 4.
+a Manager that cannot be reached gives exit status 4. The maintenance commands
+(`cleanslate`, `purgequeue`) work on the database itself: see `flamenco.maintenance`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TextIO
 import yaml
 from twisted.internet import defer, error as net_error, task
 
+from flamenco import maintenance
 from flamenco.jobs_client import JobAPIError, JobClient
 
 DEFAULT_URL = os.environ.get("FLAMENCO_MANAGER_URL", "http://localhost:8083/")
@@ -123,8 +125,9 @@ async def _command(client: JobClient, reactor, options, out: TextIO, err: TextIO
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="flamenco-manager",
-                                   description="Submit and steer jobs of a stand-alone Manager.")
+    main = argparse.ArgumentParser(
+        prog="flamenco-manager",
+        description="Submit and steer jobs of a stand-alone Manager; erase local data.")
     main.add_argument("--manager", default=DEFAULT_URL,
                       help="the Manager's URL (default: $FLAMENCO_MANAGER_URL or %(default)s)")
     commands = main.add_subparsers(dest="command", required=True)
@@ -141,11 +144,14 @@ def parser() -> argparse.ArgumentParser:
     requeue = commands.add_parser("requeue", help="re-queue failed and cancelled tasks")
     requeue.add_argument("job", nargs="?")
     requeue.add_argument("--all", action="store_true", help="of every job")
+    maintenance.add_commands(commands)
     return main
 
 
 def main(argv: list[str] | None = None) -> None:
     options = parser().parse_args(argv)
+    if options.command in maintenance.JOBS:
+        maintenance.main(options)
 
     async def command(reactor):
         try:

@@ -5,44 +5,52 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from twisted.application.internet import TimerService
 from twisted.application.service import Service
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from flamenco.store.interface import StoreUnavailable
+from flamenco.store.interface import IStore, StoreUnavailable
 from flamenco.timefmt import utc_now
 
 log = Logger()
 
 
-class PeriodicJob(Service):
-    """Runs `run(now)` `first` seconds after start, then every `interval` seconds."""
+class PeriodicJob(TimerService):
+    """Runs `run(now)` `first` seconds after start, then every `interval` seconds.
+
+    A `TimerService` (which runs at once when started) whose start is put off by `first`
+    seconds. Stopping waits for a run in flight.
+    """
 
     lease_name = ""
 
-    def __init__(self, store, clock, *, first: float, interval: float, lease_holder: str):
-        self.store = store
+    def __init__(self, store: IStore, clock: IReactorTime, *, first: float, interval: float,
+                 lease_holder: str):
+        super().__init__(interval, self._run_logging_errors)
         self.clock = clock
+        self.store = store
         self.first = first
-        self.interval = interval
         self.lease_holder = lease_holder
-        self._loop = LoopingCall(self._run_logging_errors)
-        self._loop.clock = clock
-        self._first = None
+        self._first: IDelayedCall | None = None
+
+    @property
+    def interval(self) -> float:
+        return self.step
 
     def startService(self):
-        super().startService()
-        self._first = self.clock.callLater(self.first, self._start_loop)
+        Service.startService(self)
+        self._first = self.clock.callLater(self.first, self._start_timer)
 
-    def _start_loop(self):
+    def _start_timer(self) -> None:
         self._first = None
-        self._loop.start(self.interval, now=True)
+        super().startService()
 
     def stopService(self):
-        if self._first is not None and self._first.active():
+        if self._first is not None:  # stopped before the first run
             self._first.cancel()
-        if self._loop.running:
-            self._loop.stop()
+            self._first = None
+            return Service.stopService(self)
         return super().stopService()
 
     async def _run_logging_errors(self) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
+import argparse
 import socket
 import sys
 
-from twisted.application.service import IService, Service
-from twisted.internet import defer
+from twisted.application.service import IService
 from twisted.logger import Logger, LogLevel
 from twisted.python import usage
 
@@ -17,8 +16,6 @@ from flamenco import logs, resolver
 from flamenco.manager import build_manager
 from flamenco.startup_failure import ListeningService, StartupFailure, exit_with, tls_options
 from flamenco.store import store_for
-from flamenco.store.interface import StoreUnavailable, StoreUnusable
-from flamenco.upstream import DEPSGRAPH_TIMESTAMP
 from flamenco.web.site import ManagerSite
 
 log = Logger()
@@ -37,9 +34,10 @@ class Options(usage.Options):
         ["debug", "d", "Log debug messages and up."],
         ["verbose", "v", "Log informational messages and up (default: warnings and up)."],
         ["json", None, "Log one JSON object per line (time, level, logger, message, fields)."],
-        ["cleanslate", None,
-         "Erase all local tasks and the remembered depsgraph timestamp, then exit."],
-        ["purgequeue", None, "Erase all queued task updates (they are lost), then exit."],
+        ["cleanslate", None, "Run `flamenco-manager cleanslate`: erase all local tasks and "
+         "the remembered depsgraph timestamp, then exit."],
+        ["purgequeue", None, "Run `flamenco-manager purgequeue`: erase all queued task "
+         "updates (they are lost), then exit."],
         ["yes", "y", "Do not ask for confirmation (with --cleanslate/--purgequeue)."],
     ]
 
@@ -67,6 +65,14 @@ class Options(usage.Options):
     def postOptions(self):
         if self["cleanslate"] and self["purgequeue"]:
             raise usage.UsageError("use --cleanslate or --purgequeue, not both")
+        if self["cleanslate"] or self["purgequeue"]:
+            # The old spelling of `flamenco-manager cleanslate|purgequeue`: run that before
+            # twistd takes over standard output; it exits with the command's status.
+            from flamenco import maintenance
+
+            maintenance.main(argparse.Namespace(
+                command="cleanslate" if self["cleanslate"] else "purgequeue",
+                config=self["config"], yes=self["yes"]))
         level = LogLevel.warn
         if self["debug"]:
             level = LogLevel.debug
@@ -79,61 +85,6 @@ class Options(usage.Options):
             parent["logger"] = logs.FACTORY_NAME
 
 
-class MaintenanceService(Service):
-    """Runs one maintenance job (cleanslate, purgequeue) on the store, then stops the reactor."""
-
-    def __init__(self, store, job, reactor):
-        self.store = store
-        self.job = job
-        self.reactor = reactor
-
-    def startService(self):
-        super().startService()
-        self.reactor.callWhenRunning(self._run_then_stop)
-
-    def _run_then_stop(self):
-        defer.ensureDeferred(self._run()).addBoth(lambda _: self.reactor.stop())
-
-    async def _run(self):
-        # twistd redirects sys.stdout/stderr into the log; the result goes to the terminal.
-        try:
-            try:
-                await self.store.open()
-            except (StoreUnusable, StoreUnavailable) as error:
-                self._fail(f"database_url: cannot open {self.store.description}: {error}")
-                return
-            print(await self.job(self.store), file=sys.__stdout__, flush=True)
-        except Exception as error:
-            self._fail(str(error))
-        finally:
-            await self.store.close()
-
-    def _fail(self, message: str) -> None:
-        print(f"flamenco-manager: {message}", file=sys.__stderr__, flush=True)
-        # twistd itself always exits with 0; a failed job must not look like success.
-        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-
-
-async def cleanslate(store) -> str:
-    erased = await store.erase_tasks()
-    await store.set_setting(DEPSGRAPH_TIMESTAMP, None)
-    return f"cleanslate: erased {erased} local tasks and the remembered depsgraph timestamp"
-
-
-async def purgequeue(store) -> str:
-    return f"purgequeue: erased {await store.purge_queue()} queued task updates"
-
-
-def _confirm(question: str) -> None:
-    print(question, end=" ", flush=True)
-    try:
-        answer = input()
-    except (EOFError, KeyboardInterrupt):
-        answer = ""
-    if answer.strip().lower() not in ("y", "yes"):
-        raise SystemExit("flamenco-manager: aborted, nothing was changed")
-
-
 def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
@@ -144,11 +95,6 @@ def makeService(options: Options) -> IService:
     for warning in warnings:
         log.warn("{config}: {warning}", config=options["config"], warning=warning)
     store = store_for(config)
-    if options["cleanslate"] or options["purgequeue"]:
-        job = cleanslate if options["cleanslate"] else purgequeue
-        if not options["yes"]:
-            _confirm(f"This erases data in {store.description}. Type 'yes' to go on:")
-        return MaintenanceService(store, job, reactor)
     try:
         tls = tls_options(config) if config.tls else None
     except StartupFailure as failure:

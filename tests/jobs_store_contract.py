@@ -10,7 +10,6 @@ from flamenco import statuses
 from flamenco.ids import new_object_id
 from flamenco.store.jobs import IJobStore, Job, job_store_for
 from tests.factories import T0, task_doc, update
-from tests.util import async_test
 
 
 def job(*, status="queued", name="shot", **fields) -> Job:
@@ -30,12 +29,10 @@ class JobStoreContract:
         self.addCleanup(store.close)
         return store, job_store_for(store)
 
-    @async_test
     async def test_provides_interface(self):
         _, jobs = await self.stores()
         self.assertTrue(verifyObject(IJobStore, jobs))
 
-    @async_test
     async def test_job_round_trip(self):
         _, jobs = await self.stores()
         submitted = job()
@@ -43,7 +40,6 @@ class JobStoreContract:
         self.assertEqual(await jobs.get_job(submitted.id), submitted)
         self.assertIsNone(await jobs.get_job(new_object_id()))
 
-    @async_test
     async def test_list_is_oldest_first_and_filters_on_status(self):
         _, jobs = await self.stores()
         first, second, third = job(), job(status="active"), job()
@@ -53,7 +49,6 @@ class JobStoreContract:
         self.assertEqual([j.id for j in await jobs.list_jobs("queued")], [first.id, third.id])
         self.assertEqual(await jobs.list_jobs("canceled"), [])
 
-    @async_test
     async def test_update_only_from_given_statuses(self):
         _, jobs = await self.stores()
         submitted = job()
@@ -68,7 +63,6 @@ class JobStoreContract:
         self.assertEqual((stored.status, stored.priority, stored.updated), ("active", 70, later))
         self.assertFalse(await jobs.update_job(new_object_id(), {"status": "active"}))
 
-    @async_test
     async def test_update_refuses_other_fields(self):
         _, jobs = await self.stores()
         submitted = job()
@@ -76,7 +70,6 @@ class JobStoreContract:
         with self.assertRaises(TypeError):
             await jobs.update_job(submitted.id, {"name": "renamed"})
 
-    @async_test
     async def test_job_tasks_are_the_tasks_naming_the_job_with_local_status(self):
         store, jobs = await self.stores()
         mine, other = job(), job()
@@ -94,7 +87,6 @@ class JobStoreContract:
         self.assertEqual([t.status for t in tasks], ["active", "queued"])
         self.assertEqual(tasks[0].doc["activity"], "going")
 
-    @async_test
     async def test_delete_removes_the_job_and_its_tasks_only(self):
         store, jobs = await self.stores()
         mine, other = job(status="completed"), job()
@@ -110,7 +102,6 @@ class JobStoreContract:
         self.assertIsNotNone(await store.get_task(kept))
         self.assertFalse(await jobs.delete_job(mine.id))
 
-    @async_test
     async def test_task_counts_per_job_and_status_of_jobs_only(self):
         store, jobs = await self.stores()
         mine, other, empty = job(), job(), job()

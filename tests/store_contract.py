@@ -12,7 +12,6 @@ from flamenco import statuses
 from flamenco.ids import new_object_id
 from flamenco.store.interface import IStore
 from tests.factories import JOB_ID, T0, task_doc, update, worker
-from tests.util import async_test
 
 
 class StoreContract:
@@ -28,12 +27,10 @@ class StoreContract:
         self.addCleanup(store.close)
         return store
 
-    @async_test
     async def test_provides_interface(self):
         self.assertTrue(verifyObject(IStore, await self.store()))
 
     # -- settings and leases -------------------------------------------------------------------
-    @async_test
     async def test_settings_round_trip_and_removal(self):
         store = await self.store()
         self.assertIsNone(await store.get_setting("last_updated"))
@@ -45,7 +42,6 @@ class StoreContract:
         await store.set_setting("last_updated", None)
         self.assertIsNone(await store.get_setting("last_updated"))
 
-    @async_test
     async def test_lease_is_exclusive_until_it_expires(self):
         store = await self.store()
         ttl = timedelta(seconds=10)
@@ -57,7 +53,6 @@ class StoreContract:
         self.assertTrue(await store.try_lease("download", "manager-a", T0, ttl))
 
     # -- workers -------------------------------------------------------------------------------
-    @async_test
     async def test_worker_round_trip_and_update(self):
         store = await self.store()
         w = worker(types=("sleep", "blender-render"))
@@ -80,7 +75,6 @@ class StoreContract:
         self.assertEqual(await store.count_workers(), 1)
         self.assertEqual([x.id for x in await store.list_workers()], [w.id])
 
-    @async_test
     async def test_worker_approval_is_stored_and_can_be_granted(self):
         store = await self.store()
         waiting, known = worker(approved=False), worker()
@@ -92,7 +86,6 @@ class StoreContract:
         self.assertTrue((await store.get_worker(waiting.id)).approved)
 
     # -- tasks ---------------------------------------------------------------------------------
-    @async_test
     async def test_server_task_round_trip_keeps_every_field(self):
         store = await self.store()
         doc = task_doc(task_type="file-management")
@@ -105,7 +98,6 @@ class StoreContract:
         self.assertIsNone(task.worker_id)
         self.assertEqual(await store.count_tasks(), 1)
 
-    @async_test
     async def test_claim_order_is_job_priority_then_priority_then_oldest_id(self):
         store = await self.store()
         ids = sorted(new_object_id() for _ in range(5))
@@ -125,7 +117,6 @@ class StoreContract:
         self.assertEqual(order, [ids[2], ids[3], ids[1], ids[0], ids[4]])
         self.assertIsNone(await store.claim_task(worker(), T0))
 
-    @async_test
     async def test_claim_order_holds_over_a_hundred_tasks(self):
         store = await self.store()
         docs = [task_doc(job_priority=n % 3, priority=(n * 7) % 10) for n in range(100)]
@@ -138,7 +129,6 @@ class StoreContract:
             await store.queue_update(update(task.id, task_status="completed"))
         self.assertEqual(claimed, [d["_id"] for d in expected])
 
-    @async_test
     async def test_claim_binds_the_task_to_the_worker(self):
         store = await self.store()
         doc = task_doc()
@@ -151,7 +141,6 @@ class StoreContract:
         )
         self.assertEqual((await store.get_task(doc["_id"])).status, "active")
 
-    @async_test
     async def test_claim_resumes_the_workers_own_active_task_first(self):
         store = await self.store()
         low, high = task_doc(priority=1), task_doc(priority=99)
@@ -161,7 +150,6 @@ class StoreContract:
         await store.store_server_tasks([high], T0)
         self.assertEqual((await store.claim_task(w, T0)).id, low["_id"])
 
-    @async_test
     async def test_claim_filters_on_task_type_else_job_type(self):
         store = await self.store()
         render = task_doc(job_type="blender-render", task_type="blender-render", priority=90)
@@ -174,7 +162,6 @@ class StoreContract:
         self.assertEqual((await store.claim_task(merger, T0)).id, merge["_id"])
         self.assertIsNone(await store.claim_task(worker(types=()), T0))
 
-    @async_test
     async def test_only_schedulable_statuses_are_claimed(self):
         store = await self.store()
         docs = {status: task_doc(status=status) for status in statuses.TASK_STATUSES}
@@ -184,7 +171,6 @@ class StoreContract:
             claimed.add(task.id)
         self.assertEqual(claimed, {docs[s]["_id"] for s in statuses.SCHEDULABLE})
 
-    @async_test
     async def test_parents_must_be_completed_or_unknown(self):
         store = await self.store()
         parent = task_doc(priority=1)
@@ -201,7 +187,6 @@ class StoreContract:
         await store.queue_update(update(parent["_id"], task_status="completed"))
         self.assertEqual((await store.claim_task(worker(), T0)).id, child["_id"])
 
-    @async_test
     async def test_parent_that_leaves_completed_blocks_again(self):
         store = await self.store()
         parent = task_doc(status="completed")
@@ -212,7 +197,6 @@ class StoreContract:
         self.assertEqual(claimed.id, parent["_id"])
         self.assertIsNone(await store.claim_task(worker(), T0))
 
-    @async_test
     async def test_diamond_dependencies(self):
         store = await self.store()
         top = task_doc()
@@ -233,7 +217,6 @@ class StoreContract:
             waves, [{top["_id"]}, {left["_id"], right["_id"]}, {bottom["_id"]}]
         )
 
-    @async_test
     async def test_server_copy_does_not_demote_a_locally_active_task(self):
         store = await self.store()
         doc = task_doc()
@@ -247,7 +230,6 @@ class StoreContract:
         await store.store_server_tasks([dict(doc, status="cancel-requested")], T0)
         self.assertEqual((await store.get_task(doc["_id"])).status, "cancel-requested")
 
-    @async_test
     async def test_lagging_server_copy_does_not_undo_a_reported_result_across_a_restart(self):
         store = await self.store()
         doc = task_doc()
@@ -264,7 +246,6 @@ class StoreContract:
         self.assertIsNone(await store.claim_task(w, T0 + timedelta(seconds=6)))
         self.assertIsNone(await store.claim_task(worker(), T0 + timedelta(seconds=6)))
 
-    @async_test
     async def test_server_copy_with_a_new_etag_is_followed_despite_queued_updates(self):
         store = await self.store()
         doc = task_doc()
@@ -277,7 +258,6 @@ class StoreContract:
         self.assertEqual((await store.get_task(doc["_id"])).status, "queued")
         self.assertEqual((await store.claim_task(worker(), T0)).id, doc["_id"])
 
-    @async_test
     async def test_server_copy_is_followed_once_the_updates_are_acknowledged(self):
         store = await self.store()
         doc = task_doc()
@@ -290,7 +270,6 @@ class StoreContract:
         await store.store_server_tasks([dict(doc, status="failed")], T0)
         self.assertEqual((await store.get_task(doc["_id"])).status, "failed")
 
-    @async_test
     async def test_claim_does_not_re_hand_a_task_the_worker_reported_on(self):
         store = await self.store()
         first, second = task_doc(priority=90), task_doc(priority=10)
@@ -308,7 +287,6 @@ class StoreContract:
         self.assertIsNone(await store.claim_task(other, T0))
         self.assertEqual((await store.get_task(first["_id"])).status, "active")
 
-    @async_test
     async def test_claim_re_hands_only_tasks_handed_out_since_resume_since(self):
         store = await self.store()
         doc = task_doc()
@@ -322,7 +300,6 @@ class StoreContract:
         await store.ping_task(doc["_id"], w.id, later)
         self.assertTrue((await store.get_task(doc["_id"])).worker_reported)
 
-    @async_test
     async def test_set_status_ping_and_worker_queries(self):
         store = await self.store()
         a, b = task_doc(), task_doc()
@@ -344,7 +321,6 @@ class StoreContract:
         self.assertEqual(await store.stale_active_tasks(T0 + timedelta(seconds=10)), [])
         self.assertEqual(await store.tasks_of_worker(w.id, "failed"), [])
 
-    @async_test
     async def test_erase_tasks(self):
         store = await self.store()
         parent = task_doc()
@@ -355,7 +331,6 @@ class StoreContract:
         self.assertIsNotNone(await store.claim_task(worker(), T0))
 
     # -- update queue --------------------------------------------------------------------------
-    @async_test
     async def test_queue_keeps_order_and_acks_exactly_the_handled_ids(self):
         store = await self.store()
         doc = task_doc()
@@ -370,7 +345,6 @@ class StoreContract:
         self.assertEqual(await store.purge_queue(), 3)
         self.assertEqual(await store.queued_updates(10), [])
 
-    @async_test
     async def test_queue_update_applies_status_activity_and_bookkeeping(self):
         store = await self.store()
         doc = task_doc()
@@ -389,7 +363,6 @@ class StoreContract:
             ("active", "rendering", w.identifier, w.id, later, later),
         )
 
-    @async_test
     async def test_cancel_requested_only_gives_way_to_an_ending_status(self):
         store = await self.store()
         doc = task_doc(status="cancel-requested")
@@ -400,14 +373,12 @@ class StoreContract:
         await store.queue_update(update(doc["_id"], task_status="canceled"))
         self.assertEqual((await store.get_task(doc["_id"])).status, "canceled")
 
-    @async_test
     async def test_update_for_unknown_task_is_queued(self):
         store = await self.store()
         u = update(new_object_id(), task_status="canceled")
         await store.queue_update(u)
         self.assertEqual(await store.queued_updates(5), [u])
 
-    @async_test
     async def test_update_round_trips_every_upstream_field(self):
         store = await self.store()
         u = update(new_object_id(), task_status="completed", activity="done",
@@ -418,7 +389,6 @@ class StoreContract:
         self.assertEqual(await store.queued_updates(1), [u])
 
     # -- settings keyed by a Server URL (the gzip decision, upstream.gzip_choice) ------------
-    @async_test
     async def test_settings_keyed_by_url_are_independent(self):
         store = await self.store()
         first, second = "gzip_refused_by:http://srv.example:8080/a.b", "gzip_refused_by:http://x"
@@ -431,13 +401,11 @@ class StoreContract:
 class FarmContract:
     """`store.farm` (flamenco.store.farm.IFarmStore) and how claims respect it."""
 
-    @async_test
     async def test_farm_provides_interface(self):
         from flamenco.store.farm import IFarmStore
 
         self.assertTrue(verifyObject(IFarmStore, (await self.store()).farm))
 
-    @async_test
     async def test_failures_are_recorded_once_per_worker_in_order(self):
         store = await self.store()
         task, other_job_task = task_doc(task_type="render"), task_doc(task_type="render",
@@ -465,7 +433,6 @@ class FarmContract:
         self.assertEqual(await farm.failed_tasks(a.id, task["job"], "render"), [])
         self.assertEqual(len(await farm.failers(other_job_task["_id"])), 1)
 
-    @async_test
     async def test_blocklist_entries_expire_and_can_be_removed(self):
         from flamenco.store.farm import BlocklistEntry
 
@@ -491,7 +458,6 @@ class FarmContract:
         self.assertFalse(await farm.remove_blocklist_entry(a, job, "render"))
         self.assertEqual(await farm.blocklist(T0), [])
 
-    @async_test
     async def test_claims_skip_failed_tasks_and_blocklisted_job_types(self):
         from flamenco.store.farm import BlocklistEntry
 
@@ -519,7 +485,6 @@ class FarmContract:
         later = T0 + timedelta(days=2)
         self.assertEqual((await store.claim_task(w, later)).id, blocked["_id"])
 
-    @async_test
     async def test_remove_worker_and_its_blocklist_entries(self):
         from flamenco.store.farm import BlocklistEntry
 
@@ -533,7 +498,6 @@ class FarmContract:
         self.assertIsNone(await store.get_worker(w.id))
         self.assertEqual(await store.farm.blocklist(T0), [])
 
-    @async_test
     async def test_log_marks_round_trip(self):
         from flamenco.store.farm import LogMark
 
@@ -544,7 +508,6 @@ class FarmContract:
         await store.farm.set_log_mark(task_id, LogMark(JOB_ID, 25, "def"))
         self.assertEqual(await store.farm.log_mark(task_id), LogMark(JOB_ID, 25, "def"))
 
-    @async_test
     async def test_remove_old_tasks_spares_active_recent_and_queued(self):
         from flamenco.store.farm import LogMark, OldTask
 
@@ -573,7 +536,6 @@ class FarmContract:
         # The parent is unknown now, so it counts as completed.
         self.assertEqual((await store.claim_task(worker(), recent)).id, child["_id"])
 
-    @async_test
     async def test_quarantine_round_trip_release_and_removal(self):
         from flamenco.store.farm import Quarantine
 
@@ -593,7 +555,6 @@ class FarmContract:
         await store.farm.remove_worker(w.id)
         self.assertIsNone(await store.farm.quarantine_of(w.id))
 
-    @async_test
     async def test_sleep_schedules_round_trip_and_due(self):
         from flamenco.store.farm import SleepSchedule
 

@@ -14,7 +14,6 @@ from flamenco.operator_login import hash_password
 from flamenco.web.access import is_local_peer
 from tests.inprocess import InProcessManager, Response
 from tests.test_tap import _self_signed, twistd
-from tests.util import async_test
 
 PASSWORD = "correct horse"
 OPERATOR_PATHS = ("/api/workers", "/api/farm", "/as-json", "/app/", "/events")
@@ -58,13 +57,11 @@ class LocalPeerTests(TestCase):
 
 
 class NoPasswordTests(TestCase):
-    @async_test
     async def test_loopback_gets_the_operator_area(self):
         m = await InProcessManager(self).start()
         for path in OPERATOR_PATHS[:4]:
             self.assertEqual((await m.request("GET", path)).code, 200, path)
 
-    @async_test
     async def test_a_non_loopback_peer_gets_403_but_the_worker_endpoints(self):
         address = non_loopback_address()
         m = await InProcessManager(self).start()
@@ -80,7 +77,6 @@ class NoPasswordTests(TestCase):
         self.assertEqual(status.code, 200)
         await status.content()
 
-    @async_test
     async def test_cross_origin_post_is_refused_even_from_loopback(self):
         m = await InProcessManager(self).start()
         worker_id, _ = await m.register()
@@ -95,7 +91,6 @@ class NoPasswordTests(TestCase):
         self.assertEqual(same.code, 200)
 
 
-    @async_test
     async def test_a_foreign_page_cannot_use_the_2x_operator_endpoints(self):
         m = await InProcessManager(self).start()
         worker_id, _ = await m.register()
@@ -118,7 +113,6 @@ class PasswordTests(TestCase):
         return await m.request("POST", "/login", json_body={"password": password},
                                headers=headers)
 
-    @async_test
     async def test_without_a_session_api_is_401_and_dashboard_redirects_to_login(self):
         m = await self.start()
         for path in ("/api/workers", "/as-json", "/events"):
@@ -131,7 +125,6 @@ class PasswordTests(TestCase):
         self.assertEqual(page.code, 200)
         self.assertIn(b'type="password"', page.body)
 
-    @async_test
     async def test_login_sets_a_strict_http_only_cookie_that_opens_the_api(self):
         m = await self.start()
         self.assertEqual((await self.log_in(m, "wrong")).code, 401)
@@ -152,7 +145,6 @@ class PasswordTests(TestCase):
         again = await m.request("GET", "/api/workers", headers={b"Cookie": session})
         self.assertEqual(again.code, 401)
 
-    @async_test
     async def test_a_form_login_redirects_to_the_dashboard(self):
         m = await self.start()
         response = await no_redirects(
@@ -165,7 +157,6 @@ class PasswordTests(TestCase):
         self.assertEqual(app.code, 200)
         self.assertIn(b"<html", app.body.lower())
 
-    @async_test
     async def test_a_session_works_from_any_address(self):
         address = non_loopback_address()
         m = await self.start()
@@ -179,7 +170,6 @@ class PasswordTests(TestCase):
         self.assertEqual(workers.code, 200)
         await workers.content()
 
-    @async_test
     async def test_cross_origin_posts_are_refused_with_a_valid_session(self):
         m = await self.start()
         session = cookie_of(await self.log_in(m)).split(";")[0].encode()
@@ -193,7 +183,6 @@ class PasswordTests(TestCase):
         self.assertEqual(login.code, 403)
         self.assertEqual(cookie_of(login), "")
 
-    @async_test
     async def test_failed_logins_are_rate_limited_and_logged(self):
         m = await self.start()
         with capturedLogs() as events:
@@ -208,7 +197,6 @@ class PasswordTests(TestCase):
         m.clock.advance(61)
         self.assertEqual((await self.log_in(m)).code, 200)
 
-    @async_test
     async def test_the_cookie_is_secure_under_tls(self):
         import ssl
         import urllib.request
@@ -240,7 +228,6 @@ class PasswordTests(TestCase):
 
 
 class HashPasswordTests(TestCase):
-    @async_test
     async def test_hash_password_prints_a_bcrypt_hash_of_standard_input(self):
         code, out, _ = await twistd(self, "--hash-password", stdin=b"s3cret\n")
         self.assertEqual(code, 0)

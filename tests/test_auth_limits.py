@@ -7,7 +7,6 @@ from twisted.trial.unittest import TestCase
 from flamenco.auth_limits import FailedAuthLimiter, TooManyFailures
 from flamenco.ids import new_object_id
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 
 def warnings(events):
@@ -39,7 +38,6 @@ class LimiterTests(TestCase):
 
 
 class RateLimitOverHTTPTests(TestCase):
-    @async_test
     async def test_failures_beyond_the_threshold_get_429_but_verified_workers_pass(self):
         m = await InProcessManager(self, worker_auth_failure_limit=3,
                                    worker_auth_failure_window_seconds=60).start()

@@ -23,7 +23,6 @@ from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET
 from flamenco.testing.worker import GENERATION_2_X, SimulatedWorker
 from flamenco.operator_login import hash_password
 from tests.browser import chromium_path, screenshot_path
-from tests.util import async_test
 
 PASSWORD = "render all the things"
 TIMEOUT_MS = 20_000
@@ -184,7 +183,6 @@ class DashboardTests(TestCase):
                 browser.close()
         return seen
 
-    @async_test
     async def test_operator_watches_and_steers_the_farm_live(self):
         executable = chromium_path()
         await self.start_farm()
@@ -300,7 +298,6 @@ class StandaloneJobsTests(TestCase):
                 browser.close()
         return seen
 
-    @async_test
     async def test_operator_follows_and_steers_a_job_live(self):
         executable = chromium_path()
         await self.start_manager()

@@ -9,7 +9,6 @@ from flamenco.ids import new_object_id
 from flamenco.testing import sqlite_store_for_test
 from flamenco.updates import UpdateQueue
 from tests.factories import T0, task_doc
-from tests.util import async_test
 
 
 class CancelRequestTests(unittest.TestCase):
@@ -29,7 +28,6 @@ class CancelRequestTests(unittest.TestCase):
         return [(u.task_id, u.task_status, u.activity)
                 for u in await self.store.queued_updates(100)]
 
-    @async_test
     async def test_active_task_becomes_cancel_requested_without_an_update(self):
         await self.make()
         task_id = await self.task_with(statuses.ACTIVE)
@@ -37,7 +35,6 @@ class CancelRequestTests(unittest.TestCase):
         self.assertEqual((await self.store.get_task(task_id)).status, statuses.CANCEL_REQUESTED)
         self.assertEqual(await self.queued(), [])
 
-    @async_test
     async def test_other_statuses_are_canceled_with_a_note(self):
         await self.make()
         for status in (statuses.CLAIMED, statuses.CANCEL_REQUESTED, statuses.COMPLETED,
@@ -48,14 +45,12 @@ class CancelRequestTests(unittest.TestCase):
             self.assertEqual((await self.queued())[-2:],
                              [(task_id, "", NOTE), (task_id, statuses.CANCELED, "")])
 
-    @async_test
     async def test_unknown_task_gets_a_canceled_update(self):
         await self.make()
         task_id = new_object_id()
         await self.cancels.handle([task_id, task_id])
         self.assertEqual(await self.queued(), [(task_id, statuses.CANCELED, "")])
 
-    @async_test
     async def test_not_queued_twice_until_acknowledged(self):
         await self.make()
         task_id = await self.task_with(statuses.CLAIMED)
@@ -67,7 +62,6 @@ class CancelRequestTests(unittest.TestCase):
         await self.cancels.handle([task_id])  # the Server still lists it: try again
         self.assertEqual(len(await self.queued()), 4)
 
-    @async_test
     async def test_the_second_round_cancels_a_task_its_worker_gave_back(self):
         """A 2.x worker returns a task silently; the next listing ends it `canceled`."""
         await self.make()

@@ -16,7 +16,6 @@ from flamenco.testing.worker import GENERATION_2_0, GENERATION_2_X
 from flamenco.upstream.gzip_choice import SETTING_PREFIX
 from tests.test_e2e_manager import read_store
 from tests.test_e2e_server import ServerFarm, diamond, statuses_are
-from tests.util import async_test
 
 #: What the Manager logs when something towards the Server failed.
 FAILURES = ("pushing task updates failed", "task download failed", "handing it out as cached",
@@ -54,7 +53,6 @@ class ConnectionModesEndToEndTest(ServerFarm):
 
 
 def _diamond_test(mode: str, compress: bool):
-    @async_test
     async def test(self):
         await self.run_diamond(mode, compress)
 

@@ -19,7 +19,6 @@ from tests.factories import task_doc
 from tests.manager_process import ManagerProcess, stop_at_cleanup
 from tests.test_e2e_manager import eventually, load_tasks
 from tests.test_e2e_server import FAST_LINK, statuses_are
-from tests.util import async_test
 
 
 class FarmEndToEndTest(unittest.TestCase):
@@ -66,7 +65,6 @@ class FarmEndToEndTest(unittest.TestCase):
 
 
 class FailureTests(FarmEndToEndTest):
-    @async_test
     async def test_a_broken_worker_is_blocklisted_and_the_job_finishes_elsewhere(self):
         await self.start_farm([{"name": f"t{i}", "task_type": "sleep"} for i in range(5)])
         broken = self.worker("broken", fails=lambda doc: True, work_seconds=0.01)
@@ -94,7 +92,6 @@ class FailureTests(FarmEndToEndTest):
 
 
 class QuarantineTests(FarmEndToEndTest):
-    @async_test
     async def test_a_worker_failing_in_three_jobs_sleeps_until_woken(self):
         await self.start_farm([{"name": "t", "task_type": "sleep"}], jobs=3)
         sick = self.worker("sick", fails=lambda doc: True)
@@ -120,7 +117,6 @@ class QuarantineTests(FarmEndToEndTest):
 
 
 class WorkerTimeoutTests(FarmEndToEndTest):
-    @async_test
     async def test_a_silently_killed_workers_task_is_requeued_and_done_elsewhere(self):
         await self.start_farm([{"name": "t0", "task_type": "sleep"}],
                               active_worker_timeout_interval_seconds=1.5,
@@ -144,7 +140,6 @@ class WorkerTimeoutTests(FarmEndToEndTest):
 class LogFileTests(unittest.TestCase):
     timeout = 90
 
-    @async_test
     async def test_log_holds_every_accepted_line_once_after_a_kill_mid_job(self):
         workdir = self.mktemp()
         os.makedirs(workdir)
@@ -191,7 +186,6 @@ class HousekeepingTests(unittest.TestCase):
     """In-process Manager on a `task.Clock` (14 days pass in a moment), simulated 2.x Workers
     over loopback HTTP."""
 
-    @async_test
     async def test_housekeeping_removes_old_tasks_and_their_logs_and_nothing_else(self):
         from tests.inprocess import InProcessManager
 

@@ -21,7 +21,6 @@ from flamenco.store.sqlite import SQLiteStore
 from flamenco.testing.worker import GENERATION_2_0, GENERATION_2_X, SimulatedWorker, StatusRequest
 from tests.factories import T0, task_doc
 from tests.manager_process import REPO_ROOT, ManagerProcess, stop_at_cleanup
-from tests.util import async_test
 
 #: T1 must run first; T2 waits for it (parent link); T3 is low priority.
 T1 = task_doc(name="move-existing-frames", job_type="blender-render", task_type="file-management",
@@ -108,7 +107,6 @@ class EndToEndTest(unittest.TestCase):
 
 
 class WorkerLifeCycleTests(EndToEndTest):
-    @async_test
     async def test_2_0_worker(self):
         manager = await self.start_manager()
         self.assertEqual((await self.status_report(manager))["nr_of_tasks"], 3)
@@ -149,7 +147,6 @@ class WorkerLifeCycleTests(EndToEndTest):
         self.assertEqual(requeue[0].task_status, "claimed-by-manager")
         self.assertIn("signed off", requeue[0].activity)
 
-    @async_test
     async def test_2_x_worker(self):
         manager = await self.start_manager()
         worker = self.worker(manager, GENERATION_2_X, nickname="render-01")
@@ -200,7 +197,6 @@ class WorkerLifeCycleTests(EndToEndTest):
 
 
 class CrashTests(EndToEndTest):
-    @async_test
     async def test_update_answered_204_survives_kill_9(self):
         manager = await self.start_manager()
         worker = self.worker(manager, GENERATION_2_X)
@@ -222,7 +218,6 @@ class CrashTests(EndToEndTest):
         self.assertEqual(len(survived), 1)
         self.assertEqual((survived[0].task_id, survived[0].task_status), (doc["_id"], "active"))
 
-    @async_test
     async def test_task_of_a_killed_worker_fails_by_timeout(self):
         task_doc_ = task_doc(job_type="sleep", commands=[
             {"name": "sleep", "settings": {"time_in_seconds": 60}}])

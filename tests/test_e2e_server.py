@@ -20,7 +20,6 @@ from flamenco.testing import serve_for_test
 from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET
 from flamenco.testing.worker import GENERATION_2_0, GENERATION_2_X, SimulatedWorker
 from tests.manager_process import ManagerProcess, stop_at_cleanup
-from tests.util import async_test
 
 FAST_LINK = {
     "download_task_sleep_seconds": 2,
@@ -113,7 +112,6 @@ class ServerFarm(unittest.TestCase):
 
 
 class ServerEndToEndTest(ServerFarm):
-    @async_test
     async def test_diamond_job_completes_in_order(self):
         await self.setup_farm(diamond())
         self.start_workers(GENERATION_2_X, GENERATION_2_X, GENERATION_2_0)
@@ -131,7 +129,6 @@ class ServerEndToEndTest(ServerFarm):
                 self.assertGreater(first_active[child], completed[parent])
         self.assert_complete_logs(self.ids)
 
-    @async_test
     async def test_cancel_at_the_server_stops_active_tasks(self):
         await self.setup_farm([{"name": f"long-{i}", "task_type": "sleep"} for i in range(3)])
         # Long commands, may-i-run every 0.2 s; two workers, so one task stays queued locally.
@@ -151,7 +148,6 @@ class ServerEndToEndTest(ServerFarm):
         self.assertIn("stopped running this task, no longer allowed to run by Manager", logs)
         self.assertIn("Manager cancelled task by request of Flamenco Server", logs)
 
-    @async_test
     async def test_server_down_for_a_while_loses_nothing(self):
         await self.setup_farm([{"name": f"t{i}", "task_type": "sleep",
                                 "commands": commands(f"t{i}")} for i in range(4)])
@@ -167,7 +163,6 @@ class ServerEndToEndTest(ServerFarm):
         await self.server.wait_for(lambda s: all(len(s.logs_of(t)) == 5 for t in self.ids), 30)
         self.assert_complete_logs(self.ids)
 
-    @async_test
     async def test_killed_manager_delivers_every_accepted_update_after_restart(self):
         await self.setup_farm([{"name": f"t{i}", "task_type": "sleep",
                                 "commands": commands(f"t{i}")} for i in range(2)])
@@ -185,7 +180,6 @@ class ServerEndToEndTest(ServerFarm):
         await self.server.wait_for(lambda s: all(len(s.logs_of(t)) == 5 for t in self.ids), 30)
         self.assert_complete_logs(self.ids)
 
-    @async_test
     async def test_manager_killed_again_and_again_makes_no_worker_re_run_a_task(self):
         # Workers with the real Workers' offline update queue keep running while the Manager
         # is down; after each restart they deliver what they queued and ask for more work.

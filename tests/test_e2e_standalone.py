@@ -13,7 +13,6 @@ from flamenco.jobs_client import JobClient
 from flamenco.testing.worker import GENERATION_2_0, GENERATION_2_X, SimulatedWorker
 from tests.manager_process import REPO_ROOT, ManagerProcess, stop_at_cleanup
 from tests.test_e2e_manager import eventually
-from tests.util import async_test
 
 TYPES = ("sleep", "exec", "blender-render", "video-encoding")
 
@@ -72,7 +71,6 @@ class StandaloneEndToEndTests(unittest.TestCase):
             return (await self.client.job(job_id))["status"] == wanted
         await eventually(reached, timeout=20)
 
-    @async_test
     async def test_exec_job_survives_a_kill_9_and_completes(self):
         manager = await self.start_manager()
         path = self.job_file({"name": "exec", "type": "exec",
@@ -100,7 +98,6 @@ class StandaloneEndToEndTests(unittest.TestCase):
         code, out, _ = await self.cli(manager, "tasks", job_id)
         self.assertEqual([line.split()[1] for line in out.splitlines()], ["completed"] * 6)
 
-    @async_test
     async def test_render_job_with_video_runs_to_completion_with_submit_wait(self):
         manager = await self.start_manager()
         self.workers(manager)
@@ -118,7 +115,6 @@ class StandaloneEndToEndTests(unittest.TestCase):
         # The video task ran last: after every render task it depends on.
         self.assertEqual(set(video["parents"]), {task["id"] for task in job["tasks"][:-1]})
 
-    @async_test
     async def test_cancel_mid_way(self):
         manager = await self.start_manager()
         self.workers(manager, work_seconds=30)
@@ -133,7 +129,6 @@ class StandaloneEndToEndTests(unittest.TestCase):
         await self.job_status(job["id"], "canceled")
         self.assertEqual((await self.client.job(job["id"]))["task_counts"], {"canceled": 4})
 
-    @async_test
     async def test_failed_job_is_requeued_and_completes(self):
         manager = await self.start_manager()
         worker = SimulatedWorker(manager.url, generation=GENERATION_2_X, types=TYPES)

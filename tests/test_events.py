@@ -13,7 +13,6 @@ from flamenco.standalone.local_updates import LocalUpdates
 from flamenco.testing.worker import GENERATION_2_0, SimulatedWorker
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 
 class EventReader(Protocol):
@@ -97,7 +96,6 @@ def of_type(kind, count=1):
 
 
 class EventStreamTests(TestCase):
-    @async_test
     async def test_changes_arrive_with_ids_and_a_reconnect_replays_what_was_missed(self):
         m = await InProcessManager(self).start()
         reader = await EventReader(self, m).open()
@@ -129,7 +127,6 @@ class EventStreamTests(TestCase):
                                        "lazy_status_request": False})
         self.assertEqual(live[-1][0], ids[-1] + 1)
 
-    @async_test
     async def test_a_client_too_far_behind_gets_a_reset_first(self):
         m = await InProcessManager(self).start()
         bus = m.manager.operator.bus
@@ -142,7 +139,6 @@ class EventStreamTests(TestCase):
         kept = list(range(bus.last_id - 999, bus.last_id + 1))
         self.assertEqual([e[0] for e in events[1:]], kept)
 
-    @async_test
     async def test_a_client_that_stops_reading_is_disconnected_not_buffered_for(self):
         m = await InProcessManager(self).start()
         bus = m.manager.operator.bus
@@ -167,7 +163,6 @@ class EventStreamTests(TestCase):
         reader.transport.resumeProducing()
         await reader.closed  # aborted by the Manager, which did not wait for it to read
 
-    @async_test
     async def test_task_updates_carry_their_log_lines(self):
         doc = task_doc()
         m = await InProcessManager(self).start()
@@ -188,7 +183,6 @@ class JobEventTests(TestCase):
     """Stand-alone mode: every new job and every job status or priority change is a `job`
     event, whichever part made it (the API, or the rounds that derive status from tasks)."""
 
-    @async_test
     async def test_submitting_and_status_changes_arrive_as_job_events(self):
         m = await InProcessManager(self).start()
         rounds = next(s for s in m.manager.services if isinstance(s, LocalUpdates))

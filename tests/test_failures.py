@@ -8,7 +8,6 @@ from flamenco import statuses
 from flamenco.ids import new_object_id
 from tests.factories import JOB_ID, task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 FAILED = {"task_status": "failed", "activity": "blender_render failed: exit code 1",
           "log": "2018-01-10T09:16:41.220311+00:00: blender_render: Error: exit code 1"}
@@ -50,7 +49,6 @@ def render_task(**fields):
 
 
 class SoftFailTests(TestCase):
-    @async_test
     async def test_a_failed_task_is_retried_by_another_worker(self):
         task = render_task()
         farm = await FailureFarm(self).start(task)
@@ -70,7 +68,6 @@ class SoftFailTests(TestCase):
         self.assertEqual(response.code, 204)
         self.assertEqual(await farm.status(task["_id"]), statuses.COMPLETED)
 
-    @async_test
     async def test_failed_for_good_after_enough_workers_failed_it(self):
         task = render_task()
         farm = await FailureFarm(self, task_fail_after_softfail_count=2).start(task)
@@ -84,7 +81,6 @@ class SoftFailTests(TestCase):
         self.assertEqual([ref["id"] for ref in sent.failed_by_workers], [a[0], b[0]])
         self.assertIsNone(await farm.take(c))
 
-    @async_test
     async def test_failed_when_no_other_worker_can_run_it(self):
         task = render_task()
         farm = await FailureFarm(self).start(task)
@@ -94,7 +90,6 @@ class SoftFailTests(TestCase):
         await farm.fail(a, task["_id"])
         self.assertEqual(await farm.status(task["_id"]), statuses.FAILED)
 
-    @async_test
     async def test_soft_fail_off_for_a_2017_server(self):
         task = render_task()
         farm = await FailureFarm(self, server_generation="2017").start(task)
@@ -104,7 +99,6 @@ class SoftFailTests(TestCase):
         await farm.fail(a, task["_id"])
         self.assertEqual(await farm.status(task["_id"]), statuses.FAILED)
 
-    @async_test
     async def test_a_failure_of_a_task_no_longer_active_changes_nothing(self):
         task = render_task()
         farm = await FailureFarm(self).start(task)
@@ -123,7 +117,6 @@ class BlocklistTests(TestCase):
             task_id = await farm.take(a)
             await farm.fail(a, task_id)
 
-    @async_test
     async def test_three_failures_in_a_job_blocklist_the_worker_for_it(self):
         tasks = [render_task(priority=90 - n) for n in range(5)]
         elsewhere = render_task(job=new_object_id(), priority=1)
@@ -161,7 +154,6 @@ class BlocklistTests(TestCase):
             "POST", f"/worker-action/{a[0]}?action=forget-blacklist-line&job_id=nope")
         self.assertEqual(bad.code, 400)
 
-    @async_test
     async def test_blacklisted_worker_with_nobody_left_hard_fails_its_soft_failed_tasks(self):
         first, second = render_task(priority=90), render_task(priority=80)
         farm = await FailureFarm(self, blocklist_threshold=2).start(first, second)
@@ -184,7 +176,6 @@ class BlocklistTests(TestCase):
 
 
 class QuarantineTests(TestCase):
-    @async_test
     async def test_failing_tasks_of_three_jobs_within_the_window_quarantines(self):
         jobs = [new_object_id() for _ in range(4)]
         tasks = [render_task(job=job, priority=90 - n) for n, job in enumerate(jobs)]
@@ -218,7 +209,6 @@ class QuarantineTests(TestCase):
         await farm.fail(sick, await farm.take(sick))
         self.assertEqual((await farm.m.request("GET", "/quarantine")).json, {"quarantine": []})
 
-    @async_test
     async def test_zero_jobs_turns_quarantine_off(self):
         tasks = [render_task(job=new_object_id()) for _ in range(3)]
         farm = await FailureFarm(self, sick_worker_jobs=0).start(*tasks)
@@ -227,7 +217,6 @@ class QuarantineTests(TestCase):
             await farm.fail(sick, await farm.take(sick))
         self.assertEqual((await farm.m.store.get_worker(sick[0])).status_requested, "")
 
-    @async_test
     async def test_a_quarantined_2_0_worker_idles_until_woken(self):
         tasks = [render_task(job=new_object_id(), priority=90 - n) for n in range(4)]
         farm = await FailureFarm(self, sick_worker_jobs=2).start(*tasks)

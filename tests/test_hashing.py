@@ -9,7 +9,6 @@ from twisted.trial.unittest import TestCase
 
 from flamenco.hashing import HashingPool, Overloaded
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 
 async def until(condition, deadline=5.0):
@@ -40,7 +39,6 @@ class HashingPoolTests(TestCase):
         self.addCleanup(pool.stop)
         return pool
 
-    @async_test
     async def test_refuses_at_once_what_could_not_finish_within_the_budget(self):
         pool, gate = self.pool(), Gate(self)
         running = pool.submit(gate.job, "running")
@@ -53,7 +51,6 @@ class HashingPoolTests(TestCase):
         self.assertEqual(gate.ran, ["running", "queued"])
         self.assertLess(pool.seconds_per_job, 1.0, "the estimate follows measured times")
 
-    @async_test
     async def test_secret_checks_go_before_registrations(self):
         pool, gate = self.pool(), Gate(self)
         first = pool.submit(gate.job, "first")
@@ -65,7 +62,6 @@ class HashingPoolTests(TestCase):
         await defer.gatherResults([first, later, urgent])
         self.assertEqual(gate.ran, ["first", "sign-on", "registration"])
 
-    @async_test
     async def test_work_nobody_waits_for_is_not_started(self):
         pool, gate = self.pool(), Gate(self)
         first = pool.submit(gate.job, "first")
@@ -89,7 +85,6 @@ class StormTests(TestCase):
         self.pool.seconds_per_job = 2.0
         return self.pool.submit(self.gate.job, "blocker")
 
-    @async_test
     async def test_registration_beyond_the_queue_is_503_with_retry_after(self):
         m = await self.manager()
         blocker = self.fill_pool()
@@ -104,7 +99,6 @@ class StormTests(TestCase):
         await m.register()
         self.assertEqual(await m.store.count_workers(), 1)
 
-    @async_test
     async def test_a_registration_whose_worker_hung_up_is_not_hashed(self):
         m = await self.manager()
         blocker = self.pool.submit(self.gate.job, "blocker")
@@ -118,7 +112,6 @@ class StormTests(TestCase):
         await until(lambda: self.pool.skipped == 1)
         self.assertEqual((self.pool.started, await m.store.count_workers()), (1, 0))
 
-    @async_test
     async def test_a_registered_worker_signs_on_without_a_second_hash(self):
         m = await self.manager()
         started = self.pool.started
@@ -128,7 +121,6 @@ class StormTests(TestCase):
         self.assertEqual((await m.request("POST", "/task", auth=worker)).code, 204)
         self.assertEqual(self.pool.started, started + 1, "nothing hashed after it")
 
-    @async_test
     async def test_known_workers_sign_on_from_the_cache_while_the_pool_is_full(self):
         m = await self.manager()
         known = await m.register(generation="2.x")

@@ -4,7 +4,6 @@ from twisted.trial.unittest import TestCase
 
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 
 def sample(text: str, name: str, **labels) -> float | None:
@@ -21,7 +20,6 @@ def sample(text: str, name: str, **labels) -> float | None:
 
 
 class HealthTests(TestCase):
-    @async_test
     async def test_healthz_and_readyz_answer_while_the_store_is_open(self):
         m = await InProcessManager(self).start()
         healthz = await m.request("GET", "/healthz")
@@ -29,7 +27,6 @@ class HealthTests(TestCase):
         self.assertEqual((healthz.code, healthz.json["status"]), (200, "ok"))
         self.assertEqual((readyz.code, readyz.json["status"]), (200, "ready"))
 
-    @async_test
     async def test_readyz_is_503_with_a_reason_when_the_store_does_not_answer(self):
         m = await InProcessManager(self).start()
         await m.store.close()
@@ -40,7 +37,6 @@ class HealthTests(TestCase):
         self.assertIn("not open", readyz.json["reason"])
         self.assertEqual(healthz.code, 200)
 
-    @async_test
     async def test_switched_off_they_are_not_served(self):
         m = await InProcessManager(self, serve_metrics=False).start()
         for path in ("/metrics", "/healthz", "/readyz"):
@@ -50,7 +46,6 @@ class HealthTests(TestCase):
 
 
 class MetricsTests(TestCase):
-    @async_test
     async def test_counts_tasks_workers_queue_and_task_requests(self):
         m = await InProcessManager(self).start()
         store = m.manager.store
@@ -83,7 +78,6 @@ class MetricsTests(TestCase):
         self.assertEqual(sample(text, "flamenco_upstream_push_seconds_count"), 0)
         self.assertIn("flamenco_upstream_failures_total", text)
 
-    @async_test
     async def test_metrics_need_no_login_when_a_password_is_set(self):
         from flamenco.operator_login import hash_password
 

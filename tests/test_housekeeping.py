@@ -7,7 +7,6 @@ from twisted.trial.unittest import TestCase
 from flamenco import statuses
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 
 class Farm:
@@ -36,7 +35,6 @@ class Farm:
 
 
 class WorkerTimeoutTests(TestCase):
-    @async_test
     async def test_silent_worker_times_out_and_its_task_goes_to_another(self):
         doc = task_doc()
         farm = await Farm(self, active_worker_timeout_interval_seconds=60,
@@ -63,7 +61,6 @@ class WorkerTimeoutTests(TestCase):
         # The silent worker comes back: it is asked to be awake first (2.x), then gets nothing.
         self.assertEqual(await farm.take(silent), 423)
 
-    @async_test
     async def test_a_2_0_worker_is_not_asked_anything_after_a_timeout(self):
         farm = await Farm(self, active_worker_timeout_interval_seconds=10).start()
         worker = await farm.m.register(generation="2.0")
@@ -75,7 +72,6 @@ class WorkerTimeoutTests(TestCase):
         self.assertEqual(await farm.take(worker), 204)
         self.assertEqual((await farm.store.get_worker(worker[0])).status, statuses.W_AWAKE)
 
-    @async_test
     async def test_zero_turns_the_worker_timeout_off(self):
         farm = await Farm(self, active_worker_timeout_interval_seconds=0).start()
         worker = await farm.m.register(generation="2.x")
@@ -84,7 +80,6 @@ class WorkerTimeoutTests(TestCase):
         await farm.m.manager.timeouts.sweep()
         self.assertEqual((await farm.store.get_worker(worker[0])).status, statuses.W_AWAKE)
 
-    @async_test
     async def test_ack_timeout_makes_a_timed_out_worker_offline(self):
         farm = await Farm(self, active_worker_timeout_interval_seconds=10).start()
         worker = await farm.m.register(generation="2.x")
@@ -99,7 +94,6 @@ class WorkerTimeoutTests(TestCase):
 
 
 class WorkerCleanupTests(TestCase):
-    @async_test
     async def test_old_offline_workers_are_removed_after_the_first_delay(self):
         doc = task_doc()
         farm = await Farm(self, worker_cleanup_max_age=3600,
@@ -128,14 +122,12 @@ class WorkerCleanupTests(TestCase):
         self.assertTrue(requeue[-1].activity.endswith("worker is being auto-removed"))
         self.assertEqual((await farm.m.request("POST", "/task", auth=gone)).code, 401)
 
-    @async_test
     async def test_no_cleanup_service_when_off(self):
         farm = await Farm(self).start()
         self.assertIsNone(farm.m.manager.worker_cleanup)
 
 
 class TaskCleanupTests(TestCase):
-    @async_test
     async def test_old_tasks_and_their_logs_go_and_nothing_else(self):
         old, active, queued, recent = task_doc(), task_doc(), task_doc(), task_doc()
         farm = await Farm(self, task_cleanup_max_age=14 * 86400).start(old, active, queued)

@@ -19,7 +19,6 @@ from flamenco.web.jobs_api import JobsAPI
 from tests.factories import MANAGER_ID
 from tests.inprocess import InProcessManager
 from tests.manager_process import REPO_ROOT
-from tests.util import async_test
 
 SLEEP = {"name": "smoke", "type": "sleep", "settings": {"n_tasks": 3, "seconds": 1}}
 
@@ -55,7 +54,6 @@ class JobAPITestCase(TestCase):
 
 
 class SubmissionTests(JobAPITestCase):
-    @async_test
     async def test_submit_answers_201_with_job_and_task_ids(self):
         await self.manager()
         answer = await self.submit()
@@ -67,7 +65,6 @@ class SubmissionTests(JobAPITestCase):
         self.assertEqual(job["tasks"][0]["commands"][1],
                          {"name": "sleep", "settings": {"time_in_seconds": 1}})
 
-    @async_test
     async def test_bad_submission_gets_422_with_every_problem_and_stores_nothing(self):
         await self.manager()
         response = await self.m.request("POST", "/api/jobs", json_body={
@@ -82,14 +79,12 @@ class SubmissionTests(JobAPITestCase):
         self.assertEqual((await self.m.request("GET", "/api/jobs")).json, {"jobs": []})
         self.assertEqual(await self.m.store.count_tasks(), 0)
 
-    @async_test
     async def test_body_that_is_not_json_gets_422(self):
         await self.manager()
         response = await self.m.request("POST", "/api/jobs", body=b"{name: x")
         self.assertEqual(response.code, 422)
         self.assertIn("not valid JSON", response.json["problems"][0])
 
-    @async_test
     async def test_values_the_store_cannot_keep_get_422(self):
         await self.manager()
         for body in (b'{"name": "\\ud800", "type": "sleep"}',
@@ -99,7 +94,6 @@ class SubmissionTests(JobAPITestCase):
             self.assertEqual(response.code, 422, body)
         self.assertEqual(await self.m.store.count_tasks(), 0)
 
-    @async_test
     async def test_list_filters_on_status(self):
         await self.manager()
         first = await self.submit()
@@ -110,7 +104,6 @@ class SubmissionTests(JobAPITestCase):
         self.assertEqual(len((await self.m.request("GET", "/api/jobs")).json["jobs"]), 2)
         self.assertEqual((await self.m.request("GET", "/api/jobs?status=done")).code, 422)
 
-    @async_test
     async def test_types_declare_their_settings(self):
         await self.manager()
         types = (await self.m.request("GET", "/api/jobs/types")).json["types"]
@@ -118,7 +111,6 @@ class SubmissionTests(JobAPITestCase):
         self.assertEqual(sleep["settings"][0]["name"], "n_tasks")
         self.assertEqual(sleep["settings"][0]["default"], 3)
 
-    @async_test
     async def test_unknown_job_route_and_action(self):
         await self.manager()
         self.assertEqual((await self.m.request("GET", "/api/jobs/nope")).code, 404)
@@ -128,7 +120,6 @@ class SubmissionTests(JobAPITestCase):
                          404)
         self.assertEqual((await self.m.request("PUT", "/api/jobs")).code, 405)
 
-    @async_test
     async def test_two_way_paths_run_in_the_workers_form(self):
         await self.manager(two_way_variables={
             "projects": {"windows": "S:\\projects", "linux": "/mnt/projects"}})
@@ -149,7 +140,6 @@ class SubmissionTests(JobAPITestCase):
 
 
 class SteeringTests(JobAPITestCase):
-    @async_test
     async def test_job_runs_to_completion(self):
         await self.manager()
         answer = await self.submit()
@@ -162,7 +152,6 @@ class SteeringTests(JobAPITestCase):
         self.assertEqual((job["status"], job["task_counts"]), ("completed", {"completed": 3}))
         self.assertEqual(await self.m.store.count_queued_updates(), 0)
 
-    @async_test
     async def test_first_active_task_makes_the_job_active(self):
         await self.manager()
         answer = await self.submit()
@@ -171,7 +160,6 @@ class SteeringTests(JobAPITestCase):
         await self.rounds.inspect()
         self.assertEqual((await self.job(answer["id"]))["status"], "active")
 
-    @async_test
     async def test_cancel_mid_way_with_a_2_0_worker(self):
         await self.manager()
         answer = await self.submit()
@@ -187,7 +175,6 @@ class SteeringTests(JobAPITestCase):
         self.assertEqual((await self.job(answer["id"]))["status"], "canceled")
         self.assertIsNone(await worker.ask_for_task())
 
-    @async_test
     async def test_cancel_finishes_when_a_2_x_worker_returns_the_task(self):
         await self.manager()
         answer = await self.submit()
@@ -203,14 +190,12 @@ class SteeringTests(JobAPITestCase):
         job = await self.job(answer["id"])
         self.assertEqual((job["status"], job["task_counts"]), ("canceled", {"canceled": 3}))
 
-    @async_test
     async def test_cancel_of_a_finished_job_is_409(self):
         await self.manager()
         answer = await self.submit()
         await self.act(answer["id"], "cancel")
         self.assertIn("already canceled", (await self.act(answer["id"], "cancel", 409))["error"])
 
-    @async_test
     async def test_too_many_failures_fail_the_job_and_requeue_brings_it_back(self):
         await self.manager()
         answer = await self.submit()
@@ -228,7 +213,6 @@ class SteeringTests(JobAPITestCase):
         await self.rounds.inspect()
         self.assertEqual((await self.job(answer["id"]))["status"], "completed")
 
-    @async_test
     async def test_requeue_all(self):
         await self.manager()
         first, second = await self.submit(), await self.submit()
@@ -238,7 +222,6 @@ class SteeringTests(JobAPITestCase):
         self.assertEqual(response.json, {"requeued": 6})
         self.assertEqual((await self.job(second["id"]))["status"], "queued")
 
-    @async_test
     async def test_pause_holds_tasks_back_until_resumed(self):
         await self.manager()
         answer = await self.submit()
@@ -251,7 +234,6 @@ class SteeringTests(JobAPITestCase):
         self.assertEqual((await self.act(answer["id"], "resume"))["status"], "queued")
         self.assertIsNotNone(await worker.ask_for_task())
 
-    @async_test
     async def test_priority_orders_the_hand_out(self):
         await self.manager()
         first, second = await self.submit(), await self.submit()
@@ -262,7 +244,6 @@ class SteeringTests(JobAPITestCase):
         self.assertEqual((await self.act(first["id"], "priority", 422, priority=0))["problems"],
                          ["priority: a whole number 1..100, not 0"])
 
-    @async_test
     async def test_delete_only_a_finished_job(self):
         await self.manager()
         answer = await self.submit()
@@ -274,7 +255,6 @@ class SteeringTests(JobAPITestCase):
 
 
 class AccessTests(TestCase):
-    @async_test
     async def test_other_machines_are_refused(self):
         address = _own_non_loopback_address()
         store = SQLiteStore(self.mktemp() + ".sqlite")
@@ -289,7 +269,6 @@ class AccessTests(TestCase):
         self.assertEqual(response.code, 403)
         self.assertIn("own machine", response.json["error"])
 
-    @async_test
     async def test_relay_mode_has_no_job_api(self):
         m = await InProcessManager(self, flamenco="http://127.0.0.1:9/", manager_id=MANAGER_ID,
                                    manager_secret="secret").start()

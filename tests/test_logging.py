@@ -18,7 +18,6 @@ from flamenco.testing import serve_for_test
 from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET
 from flamenco.testing.worker import GENERATION_2_X, SimulatedWorker
 from tests.manager_process import ManagerProcess, stop_at_cleanup
-from tests.util import async_test
 
 FAST = {
     "download_task_sleep_seconds": 2,
@@ -65,7 +64,6 @@ class ManagerLogTests(unittest.TestCase):
         await manager.stop()
         return manager
 
-    @async_test
     async def test_json_lines_with_the_fields_log_shippers_expect(self):
         manager = await self.run_farm("--json", "--debug")
         lines = manager.output().splitlines()
@@ -101,7 +99,6 @@ class ManagerLogTests(unittest.TestCase):
                          and push["handled"] == push["sent"]], pushes)
         self.assertFalse([event for event in events if "Starting factory" in event["message"]])
 
-    @async_test
     async def test_access_log_file_in_combined_format_and_none_in_the_verbose_log(self):
         path = os.path.abspath(self.mktemp() + ".log")
         manager = await self.run_farm("--verbose", "--access-log", path)
@@ -120,7 +117,6 @@ class ManagerLogTests(unittest.TestCase):
         self.assertIn(("127.0.0.1", "POST /register-worker HTTP/1.1", "200"),
                       [r[:3] for r in requests])
 
-    @async_test
     async def test_access_log_to_standard_output(self):
         manager = await self.run_farm("--access-log", "-")
         lines = [COMBINED.fullmatch(line) for line in manager.output().splitlines()]

@@ -6,7 +6,6 @@ from twisted.trial.unittest import TestCase
 from flamenco.passwords import PREHASHED
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 REGISTRATION = b'{"secret": "s", "platform": "linux", "nickname": %s, "supported_job_types": ["sleep"]}'
 ECHO = {"name": "echo", "settings": {"message": "hello"}}
@@ -48,7 +47,6 @@ class Farm:
 
 
 class WhyCasesTests(TestCase):
-    @async_test
     async def test_deep_nesting_is_400(self):
         farm = await Farm(self).start()
         for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 5000 + b"1" + b"}" * 5000,
@@ -57,7 +55,6 @@ class WhyCasesTests(TestCase):
             await farm.refused("POST", "/register-worker", body, auth=False,
                                message="nested deeper")
 
-    @async_test
     async def test_nan_and_infinity_are_400(self):
         farm = await Farm(self).start()
         for constant in (b"NaN", b"Infinity", b"-Infinity"):
@@ -68,7 +65,6 @@ class WhyCasesTests(TestCase):
         await farm.refused("POST", farm.update_path(), b'{"current_command_idx": 1e999}',
                            message="too large to be finite")
 
-    @async_test
     async def test_integers_beyond_64_bits_are_400_before_conversion(self):
         farm = await Farm(self).start()
         for digits in (b"9" * 5000, b"1" * 130, b"9223372036854775808", str(10**100).encode()):
@@ -80,7 +76,6 @@ class WhyCasesTests(TestCase):
         await farm.refused("POST", farm.update_path(), b'{"current_command_idx": 1e300}',
                            message="must be in 0..")
 
-    @async_test
     async def test_lone_surrogates_and_invalid_utf8_are_400(self):
         farm = await Farm(self).start()
         await farm.refused("POST", "/register-worker", REGISTRATION % b'"\\ud800"', auth=False,
@@ -92,7 +87,6 @@ class WhyCasesTests(TestCase):
         await farm.refused("POST", farm.update_path(), b'{"log": "\xed\xa0\x80"}',
                            message="not valid UTF-8")
 
-    @async_test
     async def test_multipart_and_other_content_types_get_a_json_error(self):
         farm = await Farm(self).start()
         boundary = b"----fuzz"
@@ -109,7 +103,6 @@ class WhyCasesTests(TestCase):
             await farm.refused("POST", "/register-worker", body, content_type=content_type,
                                auth=False, message="not valid JSON")
 
-    @async_test
     async def test_json_under_any_content_type_is_read(self):
         farm = await Farm(self).start()
         response = await farm.m.request("POST", farm.update_path(), auth=farm.auth,
@@ -121,7 +114,6 @@ class WhyCasesTests(TestCase):
 class LongSecretTests(TestCase):
     """Secrets over bcrypt's 72 bytes are pre-hashed, not refused (see flamenco/passwords.py)."""
 
-    @async_test
     async def test_an_80_byte_secret_registers_and_authenticates(self):
         m = await InProcessManager(self).start()
         worker_id, secret = await m.register(secret="k" * 80)
@@ -132,7 +124,6 @@ class LongSecretTests(TestCase):
         wrong = await m.request("POST", "/task", auth=(worker_id, "k" * 79 + "j"))
         self.assertEqual((wrong.code, wrong.json["error"]), (401, "401 Unauthorized"))
 
-    @async_test
     async def test_existing_plain_bcrypt_secrets_keep_working(self):
         import bcrypt
 
@@ -150,7 +141,6 @@ class UpstreamLimitTests(TestCase):
         self.assertEqual(response.code, 204, response.body)
         return (await farm.m.store.queued_updates(1000))[-1].to_upstream()
 
-    @async_test
     async def test_command_index_beyond_the_tasks_commands_goes_up_as_zero(self):
         farm = await Farm(self).start()
         self.assertEqual((await self.sent(farm, {"current_command_idx": 2}))["current_command_idx"], 2)
@@ -158,7 +148,6 @@ class UpstreamLimitTests(TestCase):
         self.assertEqual((doc["current_command_idx"], doc["current_command_index"],
                           doc["activity"]), (0, 0, "still here"))
 
-    @async_test
     async def test_metrics_that_are_not_bounded_finite_numbers_are_dropped(self):
         farm = await Farm(self).start()
         good = {"timing": {"render": 1.5, "upload": 2}}

@@ -8,11 +8,9 @@ from twisted.trial.unittest import TestCase
 from flamenco.config import Config
 from flamenco.manager import StoreService, build_manager
 from flamenco.store.sqlite import SQLiteStore
-from tests.util import async_test
 
 
 class StoreServiceTests(TestCase):
-    @async_test
     async def test_an_unusable_sqlite_path_fails_start_up_at_once(self):
         path = os.path.join(os.path.abspath(self.mktemp()), "missing-folder", "m.sqlite")
         clock = Clock()
@@ -25,7 +23,6 @@ class StoreServiceTests(TestCase):
         self.assertEqual(clock.getDelayedCalls(), [], "no retry of what cannot work")
         await service.stopService()
 
-    @async_test
     async def test_unreachable_mongodb_is_retried_until_the_startup_deadline(self):
         from twisted.internet import defer, reactor
 
@@ -46,7 +43,6 @@ class StoreServiceTests(TestCase):
             f"database_url: {url} did not open within database_startup_timeout_seconds (1.5 s)"),
             line)
 
-    @async_test
     async def test_manager_services_start_and_stop_cleanly(self):
         clock = Clock()
         store = SQLiteStore(os.path.abspath(self.mktemp() + ".sqlite"))

@@ -17,7 +17,6 @@ from flamenco.testing.worker import SimulatedWorker
 from flamenco.web.site import ManagerSite
 from tests.factories import T0, task_doc, update, worker
 from tests.mongo_fixture import OwnServer, database_url, fresh_name
-from tests.util import async_test
 
 #: The store's per-call deadline in this test; "fast" means well within it.
 DEADLINE = 2.0
@@ -48,7 +47,6 @@ class ConnectionLossTests(TestCase):
             self.fail(f"{what} succeeded while the server is down")
         self.assertLess(reactor.seconds() - started, DEADLINE + 0.5, f"{what} was slow to fail")
 
-    @async_test
     async def test_store_and_http_survive_a_server_restart(self):
         from flamenco.store.mongo import MongoStore
 

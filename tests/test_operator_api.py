@@ -14,7 +14,6 @@ from flamenco.web.login import LoginPages
 from flamenco.web.operator_api import OperatorAPI
 from tests.factories import JOB_ID, task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 SPEC_PATH = Path(__file__).parent.parent / "docs" / "openapi-operator.yaml"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -71,7 +70,6 @@ class Farm:
 
 
 class WorkerViewTests(TestCase):
-    @async_test
     async def test_list_filter_and_one_worker(self):
         farm = await Farm(self).start()
         spec = load_spec()
@@ -91,7 +89,6 @@ class WorkerViewTests(TestCase):
         self.assertEqual(missing.code, 404)
         self.assertIn("error", missing.json)
 
-    @async_test
     async def test_actions_request_a_status_like_worker_action(self):
         farm = await Farm(self).start()
         worker_id, _ = await farm.m.register()
@@ -105,7 +102,6 @@ class WorkerViewTests(TestCase):
         stored = await farm.m.store.get_worker(worker_id)
         self.assertEqual(stored.status_requested, statuses.W_SHUTDOWN)
 
-    @async_test
     async def test_approve_lets_a_waiting_worker_get_tasks(self):
         farm = await Farm(self, worker_registration="approve").start()
         worker_id, _ = await farm.m.register()
@@ -115,7 +111,6 @@ class WorkerViewTests(TestCase):
         self.assertEqual((approved.code, approved.json["approved"]), (200, True), approved.body)
         self.assertTrue((await farm.m.store.get_worker(worker_id)).approved)
 
-    @async_test
     async def test_bad_actions_are_4xx_and_change_nothing(self):
         farm = await Farm(self).start()
         worker_id, _ = await farm.m.register()
@@ -131,7 +126,6 @@ class WorkerViewTests(TestCase):
         self.assertEqual((await farm.m.store.get_worker(worker_id)).status_requested, "")
 
 
-    @async_test
     async def test_forget_an_offline_worker_requeues_its_tasks_and_ends_its_credentials(self):
         doc = task_doc()
         farm = await Farm(self).start(doc)
@@ -153,7 +147,6 @@ class WorkerViewTests(TestCase):
 
 
 class TaskViewTests(TestCase):
-    @async_test
     async def test_filters_and_pages(self):
         other_job = new_object_id()
         docs = ([task_doc(job_type="sleep") for _ in range(5)]
@@ -173,7 +166,6 @@ class TaskViewTests(TestCase):
         by_job = await farm.get(f"/api/tasks?job={JOB_ID}")
         self.assertEqual(by_job.json["total"], 5)
 
-    @async_test
     async def test_bad_filters_are_400(self):
         farm = await Farm(self).start(task_doc())
         for query in ("limit=0", "limit=501", "offset=-1", "limit=ten", "status=sleeping",
@@ -182,7 +174,6 @@ class TaskViewTests(TestCase):
             self.assertEqual(response.code, 400, query)
             self.assertIn("error", response.json)
 
-    @async_test
     async def test_one_task_with_status_history_and_log_tail(self):
         doc = task_doc()
         farm = await Farm(self).start(doc)
@@ -202,7 +193,6 @@ class TaskViewTests(TestCase):
 
 
 class FarmViewTests(TestCase):
-    @async_test
     async def test_queue_depth_by_status_and_type(self):
         farm = await Farm(self).start(task_doc(job_type="sleep"), task_doc(job_type="sleep"),
                                       task_doc(job_type="blender-render", status="queued"))
@@ -215,7 +205,6 @@ class FarmViewTests(TestCase):
             "configured": False, "state": "none", "queued_updates": 0,
             "oldest_queued_age_seconds": None})
 
-    @async_test
     async def test_as_json_answers_as_in_2x(self):
         farm = await Farm(self).start(task_doc())
         await farm.m.register(nickname="alpha")
@@ -227,7 +216,6 @@ class FarmViewTests(TestCase):
         for key in ("upstream_queue_size", "version", "manager_name", "manager_mode", "server"):
             self.assertIn(key, report.json)
 
-    @async_test
     async def test_unknown_operator_path_is_a_json_404(self):
         farm = await Farm(self).start()
         response = await farm.get("/api/nothing-here")

@@ -7,7 +7,6 @@ from PIL import Image
 from twisted.trial.unittest import TestCase
 
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 
 def write_png(folder: str, name: str, size=(1920, 1080), colour=(200, 40, 40)) -> str:
@@ -30,7 +29,6 @@ class PreviewTests(TestCase):
         self.assertEqual(response.code, 204)
         await self.m.manager.operator.previews.when_idle()
 
-    @async_test
     async def test_a_produced_image_becomes_a_downscaled_jpeg(self):
         m = await self.start()
         events = []
@@ -48,7 +46,6 @@ class PreviewTests(TestCase):
             self.assertGreater(decoded.getpixel((10, 10))[0], 150)
         self.assertEqual([e.type for e in events][-1], "image")
 
-    @async_test
     async def test_only_the_last_five_are_kept_newest_first(self):
         m = await self.start()
         for number in range(7):
@@ -58,7 +55,6 @@ class PreviewTests(TestCase):
                          ["f6.png", "f5.png", "f4.png", "f3.png", "f2.png"])
         self.assertEqual((await m.request("GET", "/api/images/1.jpg")).code, 404)
 
-    @async_test
     async def test_paths_the_manager_cannot_read_are_skipped(self):
         m = await self.start()
         text = os.path.join(self.folder, "notes.txt")

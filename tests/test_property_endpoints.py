@@ -21,7 +21,6 @@ from twisted.trial.unittest import TestCase
 from flamenco.ids import new_object_id
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager, basic_auth
-from tests.util import async_test
 
 EXAMPLES = int(os.environ.get("FLAMENCO_PROPERTY_EXAMPLES", "60"))
 NOT_REFUSALS = (406, 423)
@@ -128,7 +127,6 @@ class PropertyFarm:
 
 
 def _make_test(method: str, template: str):
-    @async_test
     async def test(self):
         farm = await PropertyFarm(self).start()
         own, other = farm.tasks[0]["_id"], farm.tasks[1]["_id"]

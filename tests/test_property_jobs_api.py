@@ -17,7 +17,6 @@ from twisted.internet import defer, reactor, threads
 from twisted.trial.unittest import TestCase
 
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 EXAMPLES = int(os.environ.get("FLAMENCO_PROPERTY_EXAMPLES", "60"))
 SETTING_NAMES = ["n_tasks", "seconds", "cmd", "cmds", "task_type", "filepath", "frames",
@@ -84,7 +83,6 @@ class JobAPIProperties(TestCase):
 
         return threads.deferToThread(check)
 
-    @async_test
     async def test_submissions(self):
         await self.farm()
 
@@ -94,7 +92,6 @@ class JobAPIProperties(TestCase):
 
         await self.run_examples(bodies, send)
 
-    @async_test
     async def test_actions(self):
         await self.farm()
 

@@ -13,7 +13,6 @@ from flamenco.documents import Task
 from flamenco.testing import client_for_test, serve_for_test
 from flamenco.upstream import Freshness
 from flamenco.upstream.refetch import Refetcher
-from tests.util import async_test
 
 
 @implementer(IResolutionReceiver)
@@ -57,7 +56,6 @@ class ResolverTests(unittest.TestCase):
         self.resolver.resolveHostName(receiver, "127.0.0.1", 80, addressTypes=[IPv6Address])
         self.assertEqual((receiver.complete, receiver.addresses), (True, []))
 
-    @async_test
     async def test_names_resolve_on_the_own_pool_while_the_shared_one_is_full(self):
         self.fill_the_reactor_pool()
         receiver = Collect()
@@ -92,13 +90,11 @@ class RefetchWithAFullPoolTests(unittest.TestCase):
         self.assertIs(answer.freshness, Freshness.UNCHANGED)  # 304, or handed out as cached
         return ("refetch", {"task_id": ids[0]}) in server.requests
 
-    @async_test
     async def test_default_resolver_waits_behind_the_pool(self):
         # What the Manager did before: the look-up of '127.0.0.1' queued behind the pool's
         # work, so the re-fetch missed its deadline and never reached the Server.
         self.assertFalse(await self.refetch_reaches_the_server())
 
-    @async_test
     async def test_dedicated_resolver_reaches_the_server_within_the_deadline(self):
         previous = reactor.installNameResolver(resolver.DedicatedResolver(reactor))
         self.addCleanup(reactor.installNameResolver, previous)

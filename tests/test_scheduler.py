@@ -15,7 +15,6 @@ from flamenco.store.sqlite import SQLiteStore
 from flamenco.updates import UpdateQueue
 from flamenco.upstream import Freshness, ITaskSource, Refetched
 from tests.factories import T0, task_doc, worker
-from tests.util import async_test
 
 
 @implementer(ITaskSource)
@@ -56,7 +55,6 @@ class SchedulerTests(TestCase):
         server = ScriptedServer(answers)
         return Scheduler(store, UpdateQueue(store, clock), server, {}), store, server
 
-    @async_test
     async def test_nothing_to_do_kicks_the_downloader_with_the_workers_types(self):
         scheduler, _, server = await self.scheduler([])
         w = worker(types=("sleep", "exr-merge"))
@@ -64,7 +62,6 @@ class SchedulerTests(TestCase):
         self.assertIsNone(await scheduler.assign(w))
         self.assertEqual(server.kicks, [("sleep", "exr-merge")])
 
-    @async_test
     async def test_changed_task_is_stored_and_confirmed_again(self):
         doc = task_doc(priority=50)
         changed = dict(doc, _etag="etag-2", commands=[{"name": "sleep", "settings": {"time": 3}}])
@@ -77,7 +74,6 @@ class SchedulerTests(TestCase):
         self.assertEqual(server.refetched, [doc["_id"], doc["_id"]])
         self.assertEqual((await store.get_task(doc["_id"])).etag, "etag-2")
 
-    @async_test
     async def test_changed_to_cancel_requested_moves_on_to_the_next_task(self):
         first, second = task_doc(priority=90), task_doc(priority=10)
         gone_upstream = dict(first, status="cancel-requested")
@@ -88,7 +84,6 @@ class SchedulerTests(TestCase):
         self.assertEqual((await scheduler.assign(w))["_id"], second["_id"])
         self.assertEqual((await store.get_task(first["_id"])).status, "cancel-requested")
 
-    @async_test
     async def test_gone_task_is_cancelled_locally_without_an_update(self):
         first, second = task_doc(priority=90), task_doc(priority=10)
         scheduler, store, _ = await self.scheduler(
@@ -100,7 +95,6 @@ class SchedulerTests(TestCase):
         queued_for_first = [u for u in await store.queued_updates(10) if u.task_id == first["_id"]]
         self.assertEqual(queued_for_first, [])
 
-    @async_test
     async def test_reexaminations_are_bounded(self):
         docs = [task_doc(priority=90 - n) for n in range(MAX_REEXAMINATIONS + 3)]
         answers = {d["_id"]: [Refetched(Freshness.GONE)] for d in docs}
@@ -112,7 +106,6 @@ class SchedulerTests(TestCase):
         self.assertEqual((server.kicks, server.requests), ([], ["push", "download"]))
         self.assertEqual(await store.count_queued_updates(), 0)
 
-    @async_test
     async def test_manager_local_tasks_are_not_refetched(self):
         doc = task_doc(job_type="manager-local", task_type="sleep")
         scheduler, store, server = await self.scheduler([doc])

@@ -11,7 +11,6 @@ from twisted.trial import unittest
 from flamenco.ids import new_object_id
 from flamenco.testing import serve_for_test
 from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET, demo_job_tasks
-from tests.util import async_test
 
 AUTH = b"Basic " + base64.b64encode(DEFAULT_MANAGER_SECRET.encode() + b":")
 
@@ -40,7 +39,6 @@ class SimulatedServerTests(unittest.TestCase):
     def push_path(self):
         return f"/api/flamenco/managers/{DEFAULT_MANAGER_ID}/task-update-batch"
 
-    @async_test
     async def test_authentication(self):
         response, _ = await self.call("GET", self.depsgraph_path(), auth=None)
         self.assertEqual(response.code, 401)
@@ -50,7 +48,6 @@ class SimulatedServerTests(unittest.TestCase):
         response, _ = await self.call("GET", self.depsgraph_path(new_object_id()))
         self.assertEqual(response.code, 404)
 
-    @async_test
     async def test_depsgraph_claims_and_honours_modified_since(self):
         response, _ = await self.call("GET", self.depsgraph_path())
         self.assertEqual(response.code, 204, "no runnable job yet")
@@ -74,7 +71,6 @@ class SimulatedServerTests(unittest.TestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual([t["_id"] for t in json.loads(content)["depsgraph"]], [ids[2]])
 
-    @async_test
     async def test_depsgraph_type_hint_and_limit(self):
         self.server.max_tasks_per_download = 2
         _, renders = self.server.create_job(
@@ -88,7 +84,6 @@ class SimulatedServerTests(unittest.TestCase):
         self.assertEqual([t["_id"] for t in json.loads(content)["depsgraph"]][:1], merges)
         self.assertEqual(response.headers.getRawHeaders(b"X-Flamenco-Task-Types"), [b"exr-merge"])
 
-    @async_test
     async def test_refetch_etags(self):
         _, (task_id,) = self.server.create_job([{"name": "one"}])
         path = f"/api/flamenco/tasks/{task_id}"
@@ -107,7 +102,6 @@ class SimulatedServerTests(unittest.TestCase):
         response, _ = await self.call("GET", path, auth=other)
         self.assertEqual(response.code, 403)
 
-    @async_test
     async def test_push_acceptance_rules(self):
         _, (t1, t2) = self.server.create_job([{"name": "a"}, {"name": "b"}])
         self.server.set_task(t2, status="cancel-requested")
@@ -137,7 +131,6 @@ class SimulatedServerTests(unittest.TestCase):
         self.assertEqual(self.server.logs_of(t1), ["line 1"])
         self.assertEqual(self.server.task_status(t2), "canceled")
 
-    @async_test
     async def test_push_2017_does_not_ack_unknown_tasks(self):
         self.server.generation = "2017"
         update = {"_id": new_object_id(), "task_id": new_object_id(), "task_status": "canceled",
@@ -145,7 +138,6 @@ class SimulatedServerTests(unittest.TestCase):
         _, content = await self.call("POST", self.push_path(), body=[update])
         self.assertEqual(json.loads(content)["handled_update_ids"], [])
 
-    @async_test
     async def test_push_bad_ids_and_gzip(self):
         response, _ = await self.call("POST", self.push_path(),
                                       body=[{"_id": "nope", "task_id": new_object_id()}])
@@ -161,7 +153,6 @@ class SimulatedServerTests(unittest.TestCase):
                                       headers={"Content-Encoding": "gzip"})
         self.assertEqual(response.code, 415)
 
-    @async_test
     async def test_startup_requires_path_replacement_from_2021(self):
         path = f"/api/flamenco/managers/{DEFAULT_MANAGER_ID}/startup"
         body = {"manager_url": "http://m/", "variables": {}, "nr_of_workers": 0}
@@ -171,7 +162,6 @@ class SimulatedServerTests(unittest.TestCase):
         self.assertEqual(response.code, 204)
         self.assertEqual(self.server.notifications[-1][0], "startup")
 
-    @async_test
     async def test_cancel_job(self):
         job, (t1, t2, t3) = self.server.create_job([{}, {}, {}])
         self.server.set_task(t2, status="active")

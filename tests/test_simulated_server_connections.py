@@ -15,7 +15,6 @@ from flamenco.testing import serve_for_test
 from flamenco.testing.connections import (CLOSE_AFTER_ERROR, CLOSE_BEFORE_BODY, HTTP_1_0,
                                           IDLE_TIMEOUT, KEEP_ALIVE, ServerConnections)
 from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET, main
-from tests.util import async_test
 
 AUTH = "Basic " + base64.b64encode(DEFAULT_MANAGER_SECRET.encode() + b":").decode()
 PUSH = f"/api/flamenco/managers/{DEFAULT_MANAGER_ID}/task-update-batch"
@@ -62,14 +61,12 @@ class ConnectionModeTests(unittest.TestCase):
     def talk(self, port, *steps, linger=0.4):
         return threads.deferToThread(converse, port, *steps, linger=linger)
 
-    @async_test
     async def test_keep_alive_answers_every_request_on_one_connection(self):
         _, port = self.serve(KEEP_ALIVE)
         received, closed = await self.talk(port, request(), request(auth=""), request())
         self.assertEqual([a[9:12] for a in answers(received)], [b"200", b"401", b"200"])
         self.assertFalse(closed)
 
-    @async_test
     async def test_http10_answers_one_request_and_closes_without_saying_so(self):
         server, port = self.serve(HTTP_1_0)
         received, closed = await self.talk(port, request(), request())
@@ -78,7 +75,6 @@ class ConnectionModeTests(unittest.TestCase):
         self.assertNotIn(b"connection: close", received.lower())
         self.assertEqual(len(server.pushed_batches), 1, "the second request was never read")
 
-    @async_test
     async def test_close_after_error_closes_after_an_error_answer_only(self):
         _, port = self.serve(CLOSE_AFTER_ERROR)
         received, closed = await self.talk(port, request(), request(auth=""), request())
@@ -86,7 +82,6 @@ class ConnectionModeTests(unittest.TestCase):
         self.assertTrue(closed)
         self.assertNotIn(b"connection: close", received.lower())
 
-    @async_test
     async def test_close_before_body_answers_from_the_headers(self):
         server, port = self.serve(CLOSE_BEFORE_BODY, accept_gzip=False)
         body = gzip.compress(b"[]")
@@ -104,7 +99,6 @@ class ConnectionModeTests(unittest.TestCase):
         self.assertEqual(len(answers(received)), 2)
         self.assertFalse(closed)
 
-    @async_test
     async def test_idle_timeout_closes_an_idle_connection(self):
         _, port = self.serve(IDLE_TIMEOUT, idle_timeout=0.2)
         received, closed = await self.talk(port, request(), 0.1, request(), linger=3)

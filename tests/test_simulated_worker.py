@@ -16,7 +16,6 @@ from flamenco.testing.worker import (
 )
 from flamenco.web.site import ManagerSite
 from tests.factories import T0, task_doc
-from tests.util import async_test
 
 COMMANDS = [
     {"name": "echo", "settings": {"message": "hi"}},
@@ -57,7 +56,6 @@ class ManagerFixture:
 
 
 class RegistrationTests(unittest.TestCase):
-    @async_test
     async def test_2_0_registers_with_job_types_and_requests_user_agent(self):
         fixture = await ManagerFixture(self).start()
         worker = fixture.worker(generation=GENERATION_2_0, types=("sleep",), nickname="old")
@@ -69,7 +67,6 @@ class RegistrationTests(unittest.TestCase):
         self.assertEqual(stored.supported_types, ("sleep",))
         self.assertEqual(stored.software, "")
 
-    @async_test
     async def test_2_x_registers_with_task_types_and_signs_on(self):
         fixture = await ManagerFixture(self).start()
         worker = fixture.worker(generation=GENERATION_2_X, types=("sleep", "debug"))
@@ -81,7 +78,6 @@ class RegistrationTests(unittest.TestCase):
         self.assertEqual((await worker.sign_on()).code, 204)
         self.assertEqual((await fixture.store.get_worker(worker.worker_id)).status, "starting")
 
-    @async_test
     async def test_wrong_secret_is_a_protocol_error(self):
         fixture = await ManagerFixture(self).start()
         worker = fixture.worker()
@@ -106,7 +102,6 @@ class RunTaskTests(unittest.TestCase):
         return [u for u in await self.fixture.updates_for(self.task["_id"])
                 if u.worker == worker.identifier.replace(worker.worker_id, "127.0.0.1")]
 
-    @async_test
     async def test_completes_with_the_real_workers_updates(self):
         worker, doc = await self._assigned(GENERATION_2_X)
         outcome = await worker.run_task(doc)
@@ -124,7 +119,6 @@ class RunTaskTests(unittest.TestCase):
         self.assertEqual([u.command_progress_percentage for u in updates[1:5]], [0, 100, 0, 100])
         self.assertEqual((await self.fixture.store.get_task(doc["_id"])).status, "completed")
 
-    @async_test
     async def test_2_0_sends_the_same_updates(self):
         worker, doc = await self._assigned(GENERATION_2_0)
         self.assertEqual((await worker.run_task(doc)).result, "completed")
@@ -132,7 +126,6 @@ class RunTaskTests(unittest.TestCase):
         self.assertEqual([u.task_status for u in updates], ["active"] * 5 + ["completed"])
         self.assertEqual(updates[-1].activity, "Task completed")
 
-    @async_test
     async def test_2_0_reports_canceled_when_told_to_stop(self):
         async def work(worker, task_id, index, command):
             await self.fixture.store.set_task_status(task_id, "cancel-requested")
@@ -145,7 +138,6 @@ class RunTaskTests(unittest.TestCase):
         self.assertEqual((last.task_status, last.activity), ("canceled", "Task was canceled"))
         self.assertEqual((await self.fixture.store.get_task(doc["_id"])).status, "canceled")
 
-    @async_test
     async def test_2_x_stops_silently_returns_the_task_and_goes_to_sleep(self):
         async def work(worker, task_id, index, command):
             await self.fixture.request_status(worker.worker_id, "asleep", lazy=False)
@@ -164,7 +156,6 @@ class RunTaskTests(unittest.TestCase):
         self.assertEqual(worker.status, "asleep")
 
 
-    @async_test
     async def test_stop_aborts_without_a_status_and_sign_off_requeues(self):
         async def work(worker, task_id, index, command):
             worker.stop()
@@ -181,7 +172,6 @@ class RunTaskTests(unittest.TestCase):
 
 
 class StatusRequestTests(unittest.TestCase):
-    @async_test
     async def test_423_status_change_and_ack(self):
         fixture = await ManagerFixture(self).start([task_doc(job_type="sleep")])
         worker = fixture.worker(generation=GENERATION_2_X, types=("sleep",))
@@ -197,7 +187,6 @@ class StatusRequestTests(unittest.TestCase):
 
 
 class LoopTests(unittest.TestCase):
-    @async_test
     async def test_loop_runs_tasks_then_signs_off(self):
         tasks = [task_doc(job_type="sleep", priority=p) for p in (3, 2, 1)]
         fixture = await ManagerFixture(self).start(tasks)
@@ -208,7 +197,6 @@ class LoopTests(unittest.TestCase):
         self.assertEqual(statuses, ["completed", "completed", "claimed-by-manager"])
         self.assertEqual((await fixture.store.get_worker(worker.worker_id)).status, "down")
 
-    @async_test
     async def test_2_x_loop_signs_on_when_it_has_credentials(self):
         fixture = await ManagerFixture(self).start([task_doc(job_type="sleep")])
         first = fixture.worker(generation=GENERATION_2_X, types=("sleep",))
@@ -232,7 +220,6 @@ class Hanging(Resource):
 
 
 class TimeoutTests(unittest.TestCase):
-    @async_test
     async def test_every_request_gives_up_after_three_seconds(self):
         hanging = Hanging()
         port = reactor.listenTCP(0, Site(hanging), interface="127.0.0.1")

@@ -10,7 +10,6 @@ from flamenco.documents import InvalidDocument
 from flamenco.sleep_schedules import desired_status, next_check, parse_schedule
 from flamenco.store.farm import SleepSchedule
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 UTC = timezone.utc
@@ -88,7 +87,6 @@ class ScheduleAPITests(TestCase):
                                body=json.dumps(body).encode(),
                                headers={b"Content-Type": content_type})
 
-    @async_test
     async def test_a_schedule_puts_a_worker_to_sleep_and_wakes_it(self):
         m = await self.farm()  # the clock is at T0: Wednesday 10:15 in Amsterdam
         worker = await m.register(generation="2.x")
@@ -116,7 +114,6 @@ class ScheduleAPITests(TestCase):
         self.assertEqual((await m.request("DELETE", f"/sleep-schedule/{worker[0]}")).code, 204)
         self.assertEqual((await m.request("GET", f"/sleep-schedule/{worker[0]}")).code, 404)
 
-    @async_test
     async def test_refusals(self):
         m = await self.farm()
         old_style = await m.register(generation="2.0")

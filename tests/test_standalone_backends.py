@@ -13,7 +13,6 @@ from flamenco.standalone.local_updates import LocalUpdates
 from flamenco.store.sqlite import SQLiteStore
 from tests.factories import T0, worker
 from tests.mongo_fixture import fresh_store
-from tests.util import async_test
 
 JOB = {"name": "smoke", "type": "sleep", "settings": {"n_tasks": 3, "seconds": 0}}
 
@@ -41,7 +40,6 @@ class StandaloneLifeContract:
         found = await self.jobs.job_with_tasks(job_id)
         return found.job.status, [task.status for task in found.tasks]
 
-    @async_test
     async def test_a_job_runs_pauses_fails_is_requeued_and_completes(self):
         await self.start()
         job = (await self.jobs.submit(JOB)).job
@@ -64,7 +62,6 @@ class StandaloneLifeContract:
         self.assertEqual(await self.statuses(job.id), ("completed", ["completed"] * 3))
         self.assertEqual(await self.manager.store.count_queued_updates(), 0)
 
-    @async_test
     async def test_cancel_while_a_task_runs(self):
         await self.start()
         job = (await self.jobs.submit(JOB)).job

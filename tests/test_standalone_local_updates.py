@@ -7,7 +7,6 @@ from flamenco import statuses
 from flamenco.standalone.local_updates import LocalUpdates
 from tests.factories import T0, task_doc, update
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 SLEEP = {"name": "smoke", "type": "sleep", "settings": {"n_tasks": 2, "seconds": 1}}
 
@@ -18,7 +17,6 @@ class LocalUpdateTests(TestCase):
         self.rounds = next(s for s in self.m.manager.services if isinstance(s, LocalUpdates))
         self.jobs = self.m.manager.jobs
 
-    @async_test
     async def test_updates_of_local_jobs_are_acknowledged_at_once(self):
         await self.start()
         job = await self.jobs.submit(SLEEP)
@@ -28,7 +26,6 @@ class LocalUpdateTests(TestCase):
         self.assertEqual((await self.m.store.get_task(job.tasks[0].id)).status, "active")
         self.assertEqual(self.m.manager.updates.dirty, {job.job.id})
 
-    @async_test
     async def test_updates_of_other_tasks_stay_queued_for_a_server(self):
         await self.start()
         await self.m.store.store_server_tasks([task_doc("5a1f0e229f1b2c0d4e5f6a73")], T0)
@@ -36,7 +33,6 @@ class LocalUpdateTests(TestCase):
         await self.rounds.inspect()
         self.assertEqual(await self.m.store.count_queued_updates(), 1)
 
-    @async_test
     async def test_start_repairs_what_a_crash_left(self):
         await self.start()
         job = await self.jobs.submit(SLEEP)
@@ -48,7 +44,6 @@ class LocalUpdateTests(TestCase):
         self.assertEqual(await self.m.store.count_queued_updates(), 0)
         self.assertEqual((await self.jobs.job(job.job.id)).status, "completed")
 
-    @async_test
     async def test_a_failed_job_cancels_the_rest(self):
         await self.start()
         job = await self.jobs.submit(dict(SLEEP, settings={"n_tasks": 3}))
@@ -58,7 +53,6 @@ class LocalUpdateTests(TestCase):
         self.assertEqual(found.job.status, "failed")
         self.assertEqual([t.status for t in found.tasks], ["failed", "canceled", "canceled"])
 
-    @async_test
     async def test_a_failed_round_leaves_its_jobs_for_the_next(self):
         await self.start()
         await self.rounds.inspect()  # the start-up round

@@ -5,7 +5,6 @@ from twisted.trial.unittest import TestCase
 from flamenco.store.mongo import INDEXES, MongoStore, parse_url
 from tests.mongo_fixture import fresh_store
 from tests.store_contract import FarmContract, StoreContract
-from tests.util import async_test
 
 
 class MongoStoreContractTests(StoreContract, FarmContract, TestCase):
@@ -32,7 +31,6 @@ class MongoURLTests(TestCase):
 
 
 class MongoIndexTests(TestCase):
-    @async_test
     async def test_open_creates_every_index(self):
         store = await fresh_store(self)
         for collection, name, keys in INDEXES:

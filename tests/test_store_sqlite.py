@@ -15,7 +15,6 @@ from flamenco.documents import TaskUpdate
 from flamenco.ids import new_object_id
 from tests.factories import T0, task_doc, update, worker
 from tests.store_contract import FarmContract, StoreContract
-from tests.util import async_test
 
 
 class SQLiteStoreContractTests(StoreContract, FarmContract, TestCase):
@@ -36,7 +35,6 @@ class SQLiteStoreTests(TestCase):
     def path(self):
         return os.path.abspath(self.mktemp() + ".sqlite")
 
-    @async_test
     async def test_schema_version_and_wal_mode(self):
         path = self.path()
         store = SQLiteStore(path)
@@ -47,7 +45,6 @@ class SQLiteStoreTests(TestCase):
         self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], schema_scripts()[-1][0])
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
 
-    @async_test
     async def test_reopening_keeps_data_and_does_not_reapply_schema(self):
         path = self.path()
         store = SQLiteStore(path)
@@ -60,7 +57,6 @@ class SQLiteStoreTests(TestCase):
         self.addCleanup(store.close)
         self.assertEqual(await store.queued_updates(5), [u])
 
-    @async_test
     async def test_next_task_query_uses_the_schedulable_index(self):
         store = SQLiteStore(self.path())
         await store.open()
@@ -75,7 +71,6 @@ class SQLiteStoreTests(TestCase):
         self.assertIn("tasks_schedulable", detail)
         self.assertNotIn("TEMP B-TREE", detail)
 
-    @async_test
     async def test_closed_database_fails_with_store_unavailable(self):
         store = SQLiteStore(self.path())
         await store.open()
@@ -83,7 +78,6 @@ class SQLiteStoreTests(TestCase):
         failure = self.failureResultOf(store.count_tasks(), StoreUnavailable)
         self.assertIn("not open", str(failure.value))
 
-    @async_test
     async def test_writes_of_one_reactor_iteration_share_one_commit(self):
         path = self.path()
         store = SQLiteStore(path)
@@ -100,7 +94,6 @@ class SQLiteStoreTests(TestCase):
         self.assertEqual(other.execute("SELECT count(*) FROM task_updates").fetchone()[0], 3)
         self.assertEqual(store._db.execute("PRAGMA synchronous").fetchone()[0], 2)  # FULL
 
-    @async_test
     async def test_a_failed_write_in_a_batch_leaves_the_others(self):
         store = SQLiteStore(self.path())
         await store.open()
@@ -114,7 +107,6 @@ class SQLiteStoreTests(TestCase):
         self.failureResultOf(again, StoreUnavailable)
         self.assertEqual(await store.count_queued_updates(), 2)
 
-    @async_test
     async def test_normal_sync_commits_each_write_at_once(self):
         store = SQLiteStore(self.path(), sync="normal")
         await store.open()
@@ -151,7 +143,6 @@ class SQLiteStoreTests(TestCase):
 
 
 class SQLiteUpgradeTests(TestCase):
-    @async_test
     async def test_workers_of_a_version_1_database_are_approved_after_the_upgrade(self):
         path = os.path.abspath(self.mktemp() + ".sqlite")
         db = sqlite3.connect(path)

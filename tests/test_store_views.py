@@ -6,7 +6,6 @@ from flamenco.ids import new_object_id
 from flamenco.store.sqlite import SQLiteStore
 from tests.factories import T0, task_doc, worker
 from tests.mongo_fixture import fresh_store
-from tests.util import async_test
 
 
 class FarmViewsContract:
@@ -25,7 +24,6 @@ class FarmViewsContract:
         await store.store_server_tasks(self.docs, T0)
         return store
 
-    @async_test
     async def test_list_tasks_filters_by_status_schedule_type_and_job(self):
         store = await self.loaded()
         tasks, total = await store.list_tasks()
@@ -38,7 +36,6 @@ class FarmViewsContract:
         self.assertEqual(([t.job_type for t in tasks], total), (["ffmpeg"], 1))
         self.assertEqual(await store.list_tasks(status="failed"), ([], 0))
 
-    @async_test
     async def test_list_tasks_pages_in_id_order(self):
         store = await self.loaded()
         first, total = await store.list_tasks(offset=0, limit=4)
@@ -47,7 +44,6 @@ class FarmViewsContract:
         self.assertEqual([t.id for t in first + rest], [d["_id"] for d in self.docs])
         self.assertEqual(len(rest), 2)
 
-    @async_test
     async def test_task_counts_by_status_and_schedule_type(self):
         store = await self.loaded()
         self.assertEqual(await store.task_counts(), [
@@ -57,7 +53,6 @@ class FarmViewsContract:
         ])
 
 
-    @async_test
     async def test_delete_worker(self):
         store = await self.make_store()
         kept, gone = worker(nickname="kept"), worker(nickname="gone")

@@ -1,5 +1,5 @@
 """`twistd flamenco-manager` as a subprocess: --version, config errors, start-up failures,
-cleanslate, purgequeue, TLS."""
+TLS. (`--cleanslate` and `--purgequeue`: tests/test_maintenance.py.)"""
 
 import os
 import sys
@@ -9,10 +9,6 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from flamenco.store.sqlite import SQLiteStore
-from flamenco.upstream import DEPSGRAPH_TIMESTAMP
-from tests.factories import T0, task_doc, update
-from tests.util import async_test
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,12 +55,10 @@ def twistd(testcase, *args, stdin=b""):
 
 
 class CommandLineTests(TestCase):
-    @async_test
     async def test_version(self):
         code, out, _ = await twistd(self, "--version")
         self.assertEqual((code, out.strip()), (0, "flamenco-manager 2.1.0"))
 
-    @async_test
     async def test_config_error_is_one_line_naming_the_key(self):
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
@@ -72,73 +66,13 @@ class CommandLineTests(TestCase):
         code, _, err = await twistd(self, "--config", path)
         self.assertNotEqual(code, 0)
         self.assertEqual(err.strip().splitlines(),
-                         ["flamenco-manager: task_update_push_max_count: must be more than zero, not -3"])
+                         ["flamenco-manager: task_update_push_max_count: "
+                          "must be more than zero, not -3"])
 
-    @async_test
     async def test_missing_config_file(self):
         code, _, err = await twistd(self, "--config", "/nonexistent/flamenco.yaml")
         self.assertNotEqual(code, 0)
         self.assertIn("cannot read configuration file /nonexistent/flamenco.yaml", err)
-
-
-class MaintenanceTests(TestCase):
-    async def prepared(self):
-        db = os.path.abspath(self.mktemp() + ".sqlite")
-        store = SQLiteStore(db)
-        await store.open()
-        await store.store_server_tasks([task_doc(), task_doc()], T0)
-        await store.set_setting(DEPSGRAPH_TIMESTAMP, "2018-01-10T09:15:02.481000+00:00")
-        await store.queue_update(update(task_doc()["_id"], activity="x"))
-        await store.close()
-        config = os.path.abspath(self.mktemp() + ".yaml")
-        with open(config, "w") as f:
-            f.write(f"database_url: sqlite:{db}\n")
-        return db, config
-
-    async def contents(self, db):
-        store = SQLiteStore(db)
-        await store.open()
-        try:
-            return (await store.count_tasks(), await store.get_setting(DEPSGRAPH_TIMESTAMP),
-                    await store.count_queued_updates())
-        finally:
-            await store.close()
-
-    @async_test
-    async def test_cleanslate_erases_tasks_and_timestamp_only(self):
-        db, config = await self.prepared()
-        code, out, err = await twistd(self, "--config", config, "--cleanslate", "--yes")
-        self.assertEqual(code, 0, err)
-        self.assertIn("cleanslate: erased 2 local tasks", out)
-        self.assertEqual(await self.contents(db), (0, None, 1))
-
-    @async_test
-    async def test_purgequeue_erases_queued_updates_only(self):
-        db, config = await self.prepared()
-        code, out, err = await twistd(self, "--config", config, "--purgequeue", stdin=b"yes\n")
-        self.assertEqual(code, 0, err)
-        self.assertIn("purgequeue: erased 1 queued task updates", out)
-        self.assertEqual(await self.contents(db),
-                         (2, "2018-01-10T09:15:02.481000+00:00", 0))
-
-    @async_test
-    async def test_declining_the_confirmation_changes_nothing(self):
-        db, config = await self.prepared()
-        code, _, err = await twistd(self, "--config", config, "--cleanslate", stdin=b"no\n")
-        self.assertNotEqual(code, 0)
-        self.assertIn("aborted, nothing was changed", err)
-        self.assertEqual(await self.contents(db), (2, "2018-01-10T09:15:02.481000+00:00", 1))
-
-    @async_test
-    async def test_failing_job_exits_non_zero(self):
-        config = os.path.abspath(self.mktemp() + ".yaml")
-        with open(config, "w") as f:
-            f.write("database_url: sqlite:/nonexistent-dir/flamenco.sqlite\n")
-        code, _, err = await twistd(self, "--config", config, "--purgequeue", "--yes")
-        self.assertEqual(code, 1)
-        self.assertEqual(err.splitlines(), [
-            "flamenco-manager: database_url: cannot open sqlite:/nonexistent-dir/flamenco.sqlite:"
-            " unable to open database file"])
 
 
 def _self_signed(folder: str) -> tuple[str, str]:
@@ -168,7 +102,6 @@ def _self_signed(folder: str) -> tuple[str, str]:
 
 
 class TLSTests(TestCase):
-    @async_test
     async def test_workers_port_speaks_https_when_key_and_certificate_are_set(self):
         import ssl
         import urllib.request
@@ -226,7 +159,6 @@ class StartupFailureTests(TestCase):
         self.assertEqual((code, err.splitlines()), (1, [line]), out)
         self.assertNotIn("Traceback", out)
 
-    @async_test
     async def test_port_in_use(self):
         import socket
 
@@ -242,14 +174,12 @@ class StartupFailureTests(TestCase):
             config, f"flamenco-manager: listen: cannot listen on 127.0.0.1:{port}: "
                     "Address already in use")
 
-    @async_test
     async def test_tls_key_missing(self):
         config = self.write_config("tlskey: /nonexistent/key.pem\ntlscert: /nonexistent/cert.pem\n")
         await self.assert_fails_with(
             config, "flamenco-manager: tlskey: cannot read /nonexistent/key.pem: "
                     "No such file or directory")
 
-    @async_test
     async def test_tls_certificate_unreadable(self):
         config = self.write_config("")
         key, _ = _self_signed(self.folder)
@@ -258,7 +188,6 @@ class StartupFailureTests(TestCase):
         await self.assert_fails_with(
             config, f"flamenco-manager: tlscert: cannot read {self.folder}: Is a directory")
 
-    @async_test
     async def test_tls_certificate_not_pem(self):
         config = self.write_config("")
         key, _ = _self_signed(self.folder)
@@ -267,7 +196,6 @@ class StartupFailureTests(TestCase):
         await self.assert_fails_with(
             config, f"flamenco-manager: tlscert: {config} is not a PEM certificate")
 
-    @async_test
     async def test_tls_key_not_matching_the_certificate(self):
         config = self.write_config("")
         other = os.path.join(self.folder, "other")
@@ -280,14 +208,12 @@ class StartupFailureTests(TestCase):
             config, f"flamenco-manager: tlskey/tlscert: the key in {key} does not match the "
                     f"certificate in {cert}")
 
-    @async_test
     async def test_database_path_unopenable(self):
         config = self.write_config("database_url: sqlite:/nonexistent-dir/m.sqlite\n")
         await self.assert_fails_with(
             config, "flamenco-manager: database_url: cannot open sqlite:/nonexistent-dir/m.sqlite:"
                     " unable to open database file")
 
-    @async_test
     async def test_database_file_is_not_a_database(self):
         config = self.write_config("")
         with open(config, "a") as f:
@@ -296,7 +222,6 @@ class StartupFailureTests(TestCase):
             config, f"flamenco-manager: database_url: cannot open sqlite:{config}: "
                     "file is not a database")
 
-    @async_test
     async def test_mongodb_unreachable_past_the_startup_deadline(self):
         from tests.manager_process import free_port
 

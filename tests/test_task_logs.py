@@ -10,7 +10,6 @@ from flamenco.task_logs import log_tail
 from flamenco.upstream.log_upload import upstream_form
 from tests.factories import T0, task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 
 class LogFarm:
@@ -43,7 +42,6 @@ class LogFarm:
 
 
 class LogFileTests(TestCase):
-    @async_test
     async def test_every_update_is_appended_once_in_order(self):
         farm = await LogFarm(self).start()
         job = farm.doc["job"]
@@ -55,7 +53,6 @@ class LogFileTests(TestCase):
         self.assertIn("Manager assigned task", lines[0])
         self.assertEqual(lines[1:], ["line 1", "line 2", "line 3"])
 
-    @async_test
     async def test_a_resent_update_is_accepted_once(self):
         farm = await LogFarm(self).start()
         body = {"task_status": "active", "activity": "rendering", "log": "frame 1 done"}
@@ -68,7 +65,6 @@ class LogFileTests(TestCase):
         await farm.send(**body)  # not the last one: a new update (workers never do this)
         self.assertEqual(farm.text().count("frame 1 done"), 2)
 
-    @async_test
     async def test_what_an_interrupted_attempt_left_in_the_file_is_cut_off(self):
         farm = await LogFarm(self).start()
         await farm.send(log="accepted")
@@ -78,13 +74,11 @@ class LogFileTests(TestCase):
         self.assertTrue(farm.text().endswith("accepted\nhalf an update\n"))
         self.assertEqual(farm.text().count("half an upd"), 1)
 
-    @async_test
     async def test_a_log_without_a_known_job_gets_no_file(self):
         farm = await LogFarm(self).start()
         await farm.m.manager.updates.queue("5a1f0e229f1b2c0d4e5f6a99", log="unknown task")
         self.assertEqual(os.listdir(farm.root), [f"job-{farm.doc['job'][:4]}"])
 
-    @async_test
     async def test_handing_the_task_out_again_rotates_the_log(self):
         farm = await LogFarm(self).start()
         await farm.send(log="first run")
@@ -107,7 +101,6 @@ class LogFileTests(TestCase):
 
 
 class LogEndpointTests(TestCase):
-    @async_test
     async def test_logfile_whole_tail_and_errors(self):
         farm = await LogFarm(self).start()
         await farm.send(log="\n".join(f"line {n}" for n in range(1, 6)))
@@ -127,7 +120,6 @@ class LogEndpointTests(TestCase):
         self.assertIn("error", missing.json)
         self.assertEqual((await farm.m.request("GET", "/logfile/x/y")).code, 404)
 
-    @async_test
     async def test_long_logs_are_cut_in_the_middle_except_for_curl(self):
         farm = await LogFarm(self).start()
         for n in range(400):
@@ -141,7 +133,6 @@ class LogEndpointTests(TestCase):
         self.assertNotIn(b"bytes skipped", whole.body)
         self.assertEqual(whole.body.count(b"\n0"), 400)
 
-    @async_test
     async def test_a_gzipped_log_is_sent_as_such(self):
         farm = await LogFarm(self).start()
         await farm.send(log="packed")

@@ -6,11 +6,9 @@ from flamenco import statuses
 from flamenco.test_tasks import is_local_task
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 
 class TestTaskTests(TestCase):
-    @async_test
     async def test_a_testing_worker_gets_its_test_task_first(self):
         m = InProcessManager(self, task_logs_path=self.mktemp())
         await m.start()
@@ -34,7 +32,6 @@ class TestTaskTests(TestCase):
         self.assertEqual((await m.store.get_task(task_id)).status, statuses.COMPLETED)
         self.assertEqual((await m.store.get_worker(worker[0])).status, statuses.W_TESTING)
 
-    @async_test
     async def test_refusals(self):
         m = InProcessManager(self, task_logs_path=self.mktemp())
         await m.start()

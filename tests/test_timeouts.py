@@ -9,7 +9,6 @@ from flamenco.store.sqlite import SQLiteStore
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
 from tests.factories import T0, task_doc, worker
-from tests.util import async_test
 
 
 class TimeoutCheckerTests(TestCase):
@@ -25,7 +24,6 @@ class TimeoutCheckerTests(TestCase):
                                      interval=5, grace=300, lease_holder=holder)
         return checker, store, clock
 
-    @async_test
     async def test_silent_task_fails_after_grace_and_timeout(self):
         checker, store, clock = await self.checker()
         silent, alive = task_doc(name="render-1"), task_doc(name="render-2")
@@ -55,7 +53,6 @@ class TimeoutCheckerTests(TestCase):
         self.assertEqual((await store.get_task(silent["_id"])).status, "failed")
         self.assertEqual((await store.get_task(alive["_id"])).status, "active")
 
-    @async_test
     async def test_task_its_worker_never_reported_on_is_requeued_not_failed(self):
         checker, store, clock = await self.checker()
         doc = task_doc()
@@ -72,7 +69,6 @@ class TimeoutCheckerTests(TestCase):
              " 10.0.0.21 (render-01): it never reported on the task"))
         self.assertEqual((await store.claim_task(worker(), T0)).id, doc["_id"])
 
-    @async_test
     async def test_nothing_is_checked_before_the_grace_period(self):
         checker, store, clock = await self.checker()
         await store.store_server_tasks([task_doc()], T0)
@@ -84,14 +80,12 @@ class TimeoutCheckerTests(TestCase):
         clock.advance(1)
         self.assertEqual(await store.count_queued_updates(), 1)
 
-    @async_test
     async def test_stop_cancels_pending_timers(self):
         checker, _, clock = await self.checker()
         checker.startService()
         checker.stopService()
         self.assertEqual(clock.getDelayedCalls(), [])
 
-    @async_test
     async def test_only_the_lease_holder_sweeps(self):
         first, store, clock = await self.checker(holder="manager-a")
         second, _, _ = await self.checker(holder="manager-b", store=store)

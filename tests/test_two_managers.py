@@ -22,7 +22,6 @@ from flamenco.timeouts import LEASE_NAME
 from flamenco.web.site import ManagerSite
 from tests.factories import T0, task_doc
 from tests.mongo_fixture import fresh_name, fresh_store, server_url
-from tests.util import async_test
 
 #: 2,000 tasks: about 2 minutes on FerretDB over PostgreSQL (what tests/mongo-server/start.sh
 #: starts when PostgreSQL is installed), over 10 on its SQLite backend, whose writes cost time
@@ -49,7 +48,6 @@ class ServedManager:
 class TwoManagerTests(TestCase):
     timeout = 1800
 
-    @async_test
     async def test_every_task_assigned_once_and_the_survivor_takes_over(self):
         base, name = server_url(), fresh_name("fmtwo")
         # FerretDB rewrites a document in time linear in the collection size, and twenty

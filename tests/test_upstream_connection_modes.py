@@ -7,7 +7,6 @@ from twisted.trial import unittest
 from flamenco.ids import new_object_id
 from flamenco.testing import client_for_test, serve_for_test
 from flamenco.testing.connections import MODES
-from tests.util import async_test
 
 NOTIFICATION = {"manager_url": "http://m/", "variables": {}, "nr_of_workers": 0,
                 "path_replacement": {}}
@@ -35,7 +34,6 @@ class ConnectionModeClientTests(unittest.TestCase):
 
 
 def _mode_test(mode: str, compress: bool):
-    @async_test
     async def test(self):
         await self.exercise(mode, compress)
 

@@ -10,7 +10,6 @@ from flamenco.testing.server import demo_job_tasks
 from flamenco.timefmt import utc_now
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
 from flamenco.upstream.downloader import LEASE_NAME, TaskDownloader
-from tests.util import async_test
 
 
 class DownloaderTests(unittest.TestCase):
@@ -36,7 +35,6 @@ class DownloaderTests(unittest.TestCase):
         self.clock.advance(0)
         await self.downloader.when_idle()
 
-    @async_test
     async def test_download_at_start_and_periodically_with_modified_since(self):
         await self.make()
         self.assertEqual(self.depsgraph_requests(), [{"since": "", "hint": []}])
@@ -53,7 +51,6 @@ class DownloaderTests(unittest.TestCase):
         self.assertEqual(self.depsgraph_requests()[-1]["since"], stamp)
         self.assertEqual(len(self.depsgraph_requests()), 3)
 
-    @async_test
     async def test_server_changes_reach_the_local_copy(self):
         await self.make()
         _, ids = self.server.create_job(demo_job_tasks())
@@ -64,7 +61,6 @@ class DownloaderTests(unittest.TestCase):
         self.assertEqual(local.priority, 7)
         self.assertEqual(local.etag, self.server.tasks[ids[3]].etag)
 
-    @async_test
     async def test_failures_change_nothing_and_the_next_round_recovers(self):
         await self.make()
         _, ids = self.server.create_job(demo_job_tasks())
@@ -76,7 +72,6 @@ class DownloaderTests(unittest.TestCase):
         await self.downloader.download_now()
         self.assertIsNotNone(await self.store.get_task(ids[0]))
 
-    @async_test
     async def test_204_keeps_the_timestamp(self):
         await self.make()
         job, _ = self.server.create_job(demo_job_tasks())
@@ -87,7 +82,6 @@ class DownloaderTests(unittest.TestCase):
         self.assertEqual(self.server.requests[-1][0], "depsgraph")
         self.assertEqual(await self.store.get_setting(DEPSGRAPH_TIMESTAMP), stamp)
 
-    @async_test
     async def test_invalid_tasks_are_skipped(self):
         await self.make()
         _, ids = self.server.create_job([{"name": "good"}, {"name": "bad"}])
@@ -96,7 +90,6 @@ class DownloaderTests(unittest.TestCase):
         self.assertIsNotNone(await self.store.get_task(ids[0]))
         self.assertIsNone(await self.store.get_task(ids[1]))
 
-    @async_test
     async def test_kick_is_throttled_per_type(self):
         await self.make(throttle=10)
         await self.kick_and_wait(["sleep"])
@@ -109,7 +102,6 @@ class DownloaderTests(unittest.TestCase):
         await self.kick_and_wait(["sleep"])
         self.assertEqual(len(self.depsgraph_requests()), 4)
 
-    @async_test
     async def test_negative_throttle_never_kicks_and_zero_always(self):
         await self.make(throttle=-1)
         await self.kick_and_wait(["sleep"])
@@ -119,7 +111,6 @@ class DownloaderTests(unittest.TestCase):
         await self.kick_and_wait(["sleep"])
         self.assertEqual(len(self.depsgraph_requests()), 3)
 
-    @async_test
     async def test_kicks_do_not_run_inside_the_caller_and_are_coalesced(self):
         await self.make(throttle=0)
         self.downloader.kick(["a"])
@@ -130,7 +121,6 @@ class DownloaderTests(unittest.TestCase):
         await self.downloader.when_idle()
         self.assertEqual([r["hint"] for r in self.depsgraph_requests()[1:]], [["a", "b"], ["c"]])
 
-    @async_test
     async def test_idle_workers_of_a_starving_type_get_their_tasks(self):
         await self.make()
         self.server.max_tasks_per_download = 2
@@ -149,7 +139,6 @@ class DownloaderTests(unittest.TestCase):
         for task_id in renders:
             self.assertIsNotNone(await self.store.get_task(task_id), "nothing skipped")
 
-    @async_test
     async def test_a_server_ignoring_the_hint_is_handled_as_usual(self):
         await self.make()
         _, ids = self.server.create_job(demo_job_tasks())
@@ -159,7 +148,6 @@ class DownloaderTests(unittest.TestCase):
         self.assertEqual(await self.store.get_setting(DEPSGRAPH_TIMESTAMP),
                          self.server.tasks[ids[-1]].updated.isoformat())
 
-    @async_test
     async def test_only_the_lease_holder_downloads(self):
         await self.make(start=False)
         await self.store.try_lease(LEASE_NAME, "manager-b", utc_now(self.clock),

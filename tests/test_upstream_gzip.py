@@ -14,7 +14,6 @@ from flamenco.upstream.client import UpstreamClient
 from flamenco.upstream.gzip_choice import REPROBE_SECONDS, GzipChoice
 from tests.stdlib_server import serve_stdlib_for_test
 from tests.test_upstream_stdlib_server import MANAGER_ID
-from tests.util import async_test
 
 
 def noticed(events) -> list[str]:
@@ -41,7 +40,6 @@ class GzipLearningTests(unittest.TestCase):
         self.addCleanup(client.close)
         return store, client
 
-    @async_test
     async def test_learnt_once_and_remembered_across_a_restart(self):
         store, client = await self.manager()
         with capturedLogs() as events:
@@ -58,7 +56,6 @@ class GzipLearningTests(unittest.TestCase):
         self.assertEqual([code for _, _, code in self.server.answered], [400, 200, 200, 200])
         self.assertEqual([p["gzip"] for p in self.server.pushes], [False, False, False])
 
-    @async_test
     async def test_a_refusing_server_is_asked_again_once_a_day(self):
         _, client = await self.manager()
         await client.push([])  # refused: learnt
@@ -82,7 +79,6 @@ class GzipLearningTests(unittest.TestCase):
         self.assertEqual(len(noticed(events)), 1)
         self.assertIn("accepts gzip", noticed(events)[0])
 
-    @async_test
     async def test_the_server_accepting_again_is_remembered_too(self):
         store, client = await self.manager()
         await client.push([])
@@ -92,7 +88,6 @@ class GzipLearningTests(unittest.TestCase):
         await client.push([])
         self.assertIsNone(await store.get_setting(client.gzip_choice.key))
 
-    @async_test
     async def test_the_decision_is_per_server(self):
         store, client = await self.manager()
         await client.push([])
@@ -102,7 +97,6 @@ class GzipLearningTests(unittest.TestCase):
 
 
 class GzipConfiguredOffTests(unittest.TestCase):
-    @async_test
     async def test_configured_off_is_never_probed(self):
         server = serve_for_test(self)
         clock = task.Clock()

@@ -17,7 +17,6 @@ from flamenco.upstream.health import UpstreamHealth
 from flamenco.upstream.link import build_upstream
 from flamenco.upstream.pusher import LEASE_NAME
 from tests.test_health_metrics import sample
-from tests.util import async_test
 
 
 class UpstreamHealthTests(unittest.TestCase):
@@ -57,7 +56,6 @@ class UpstreamHealthTests(unittest.TestCase):
             self.clock.advance(1)
             await self.idle()
 
-    @async_test
     async def test_green_red_while_the_server_is_down_and_green_again(self):
         await self.make()
         report = await self.health.report()
@@ -92,7 +90,6 @@ class UpstreamHealthTests(unittest.TestCase):
         self.assertGreaterEqual(sample(text, "flamenco_upstream_push_seconds_count"), 4)
         self.assertEqual(sample(text, "flamenco_upstream_queue_updates"), 0)
 
-    @async_test
     async def test_a_long_waiting_update_is_amber(self):
         await self.make(push_lease_elsewhere=True)  # the update waits here
         await self.updates.queue("5a1f0e229f1b2c0d4e5f6a73", activity="x")

@@ -11,11 +11,9 @@ from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET, 
 from flamenco.updates import UpdateQueue
 from flamenco.upstream import Freshness, ITaskSource
 from flamenco.upstream.link import build_upstream
-from tests.util import async_test
 
 
 class BuildUpstreamTests(unittest.TestCase):
-    @async_test
     async def test_services_and_task_source(self):
         server = serve_for_test(self)
         _, ids = server.create_job(demo_job_tasks())

@@ -13,7 +13,6 @@ from flamenco.testing import client_for_test, serve_for_test, sqlite_store_for_t
 from flamenco.timefmt import utc_now
 from flamenco.updates import UpdateQueue
 from flamenco.upstream.pusher import LEASE_NAME, UpdatePusher
-from tests.util import async_test
 
 
 class PusherTests(unittest.TestCase):
@@ -52,7 +51,6 @@ class PusherTests(unittest.TestCase):
     def batches(self):
         return [batch["count"] for batch in self.server.pushed_batches]
 
-    @async_test
     async def test_empty_push_at_start_and_every_cancel_interval(self):
         await self.make()
         self.assertEqual(self.batches(), [0])
@@ -61,7 +59,6 @@ class PusherTests(unittest.TestCase):
         await self.tick(1)
         self.assertEqual(self.batches(), [0, 0])
 
-    @async_test
     async def test_batch_full_or_interval_passed(self):
         await self.make()
         await self.queue(2)
@@ -82,7 +79,6 @@ class PusherTests(unittest.TestCase):
         self.assertEqual(self.batches(), [0, 2, 0, 3, 0, 0, 1], "max_interval after the last")
         self.assertEqual(await self.store.count_queued_updates(), 0)
 
-    @async_test
     async def test_a_backlog_drains_without_waiting_for_ticks(self):
         await self.make()
         await self.queue(10)
@@ -91,7 +87,6 @@ class PusherTests(unittest.TestCase):
         self.assertEqual(await self.store.count_queued_updates(), 1)
         self.assertEqual(len(self.server.task_logs), 9)
 
-    @async_test
     async def test_updates_arrive_in_order_with_their_logs(self):
         await self.make(max_count=500)
         await self.queue(5, task_status="active")
@@ -99,7 +94,6 @@ class PusherTests(unittest.TestCase):
         self.assertEqual(self.server.logs_of(self.ids[0]), [f"line {i}" for i in range(5)])
         self.assertEqual(self.server.tasks[self.ids[0]].doc["activity"], "step 4")
 
-    @async_test
     async def test_only_acknowledged_updates_are_removed(self):
         await self.make(generation="2017")
         unknown = new_object_id()  # a 2017 Server does not acknowledge these
@@ -110,7 +104,6 @@ class PusherTests(unittest.TestCase):
         left = await self.store.queued_updates(10)
         self.assertEqual([u.task_id for u in left], [unknown])
 
-    @async_test
     async def test_an_update_never_acknowledged_is_dropped_after_so_many_pushes(self):
         await self.make(generation="2017", give_up_after=3, start=False)
         unknown = new_object_id()  # a 2017 Server never acknowledges these
@@ -127,7 +120,6 @@ class PusherTests(unittest.TestCase):
         self.assertEqual(len(dropped), 1)
         self.assertIn(unknown, formatEvent(dropped[0]))
 
-    @async_test
     async def test_cancel_requests_reach_the_local_tasks(self):
         await self.make()
         active, claimed = self.ids[0], self.ids[1]
@@ -146,7 +138,6 @@ class PusherTests(unittest.TestCase):
         self.assertEqual(self.server.task_status(active), statuses.CANCELED)
         self.assertEqual(self.server.jobs[job].status, "canceled")
 
-    @async_test
     async def test_exponential_back_off_with_a_cap_then_recovery(self):
         await self.make(backoff_max=8)
         await self.queue(3)
@@ -164,14 +155,12 @@ class PusherTests(unittest.TestCase):
         self.assertEqual(await self.store.count_queued_updates(), 0)
         self.assertEqual(self.pusher.failures, 0)
 
-    @async_test
     async def test_pushes_are_gzipped(self):
         await self.make()
         await self.queue(3)
         await self.tick(1)
         self.assertEqual([b["gzip"] for b in self.server.pushed_batches], [True, True])
 
-    @async_test
     async def test_only_the_lease_holder_pushes(self):
         await self.make(start=False)
         await self.store.try_lease(LEASE_NAME, "manager-b", utc_now(self.clock),
@@ -183,7 +172,6 @@ class PusherTests(unittest.TestCase):
         await self.pusher.inspect()
         self.assertEqual(self.batches(), [3])
 
-    @async_test
     async def test_a_refused_push_logs_which_settings_to_check(self):
         await self.make(start=False)
         self.client._auth = b"Basic d3Jvbmc6"  # "wrong:"
@@ -198,7 +186,6 @@ class PusherTests(unittest.TestCase):
 class PushLimitTests(unittest.TestCase):
     make, tick, batches = PusherTests.make, PusherTests.tick, PusherTests.batches
 
-    @async_test
     async def test_out_of_range_values_already_queued_are_corrected_before_the_push(self):
         await self.make()
         await self.updates.queue(self.ids[0], activity="bad", task_progress_percentage=150,
@@ -221,7 +208,6 @@ class PushLimitTests(unittest.TestCase):
 class LogUploadTests(unittest.TestCase):
     """§6.7: the Server asks for logs in push answers; the Manager uploads each once."""
 
-    @async_test
     async def test_requested_logs_are_uploaded_gzipped(self):
         import gzip
 
@@ -257,7 +243,6 @@ class LogUploadTests(unittest.TestCase):
 
 
 class LocalTaskTests(unittest.TestCase):
-    @async_test
     async def test_updates_of_test_tasks_never_reach_the_server(self):
         from flamenco.test_tasks import new_local_task_id
 

@@ -9,7 +9,6 @@ from flamenco.ids import new_object_id
 from flamenco.testing import client_for_test, serve_for_test
 from flamenco.upstream import Freshness
 from flamenco.upstream.refetch import Refetcher, interpret
-from tests.util import async_test
 
 
 def cached(server, task_id, etag=None):
@@ -28,13 +27,11 @@ class RefetchTests(unittest.TestCase):
         self.refetcher = Refetcher(self.client, self.clock, deadline=1.0)
         _, self.ids = self.server.create_job([{"name": "a"}, {"name": "b"}])
 
-    @async_test
     async def test_unchanged(self):
         answer = await self.refetcher.refetch(cached(self.server, self.ids[0]))
         self.assertIs(answer.freshness, Freshness.UNCHANGED)
         self.assertEqual(self.server.requests[-1], ("refetch", {"task_id": self.ids[0]}))
 
-    @async_test
     async def test_changed_brings_the_new_document(self):
         old = cached(self.server, self.ids[0])
         self.server.set_task(self.ids[0], priority=99)
@@ -43,27 +40,23 @@ class RefetchTests(unittest.TestCase):
         self.assertEqual(answer.doc["priority"], 99)
         self.assertEqual(answer.doc["_etag"], self.server.tasks[self.ids[0]].etag)
 
-    @async_test
     async def test_gone(self):
         old = cached(self.server, self.ids[0])
         self.server.delete_task(self.ids[0])
         answer = await self.refetcher.refetch(old)
         self.assertIs(answer.freshness, Freshness.GONE)
 
-    @async_test
     async def test_server_error_hands_out_as_cached(self):
         self.server.down_status = 500
         answer = await self.refetcher.refetch(cached(self.server, self.ids[0]))
         self.assertIs(answer.freshness, Freshness.UNCHANGED)
 
-    @async_test
     async def test_unreachable_hands_out_as_cached(self):
         old = cached(self.server, self.ids[0])
         await self.server.stop()
         answer = await self.refetcher.refetch(old)
         self.assertIs(answer.freshness, Freshness.UNCHANGED)
 
-    @async_test
     async def test_hanging_server_costs_one_deadline_and_holds_up_nobody(self):
         self.server.hang.add(self.ids[0])
         slow = self.refetcher.refetch(cached(self.server, self.ids[0]))
@@ -77,7 +70,6 @@ class RefetchTests(unittest.TestCase):
         answer = self.successResultOf(slow)
         self.assertIs(answer.freshness, Freshness.UNCHANGED)
 
-    @async_test
     async def test_many_concurrent_hanging_refetches_are_independent(self):
         self.server.hang.add("refetch")
         pending = [self.refetcher.refetch(cached(self.server, self.ids[i % 2])) for i in range(20)]

@@ -6,7 +6,6 @@ from twisted.trial import unittest
 from flamenco.testing import client_for_test, serve_for_test, sqlite_store_for_test
 from flamenco.upstream.startup import StartupNotifier
 from tests.factories import worker
-from tests.util import async_test
 
 VARIABLES = {"blender": {"linux": "/opt/blender/blender"}}
 
@@ -31,7 +30,6 @@ class StartupNotificationTests(unittest.TestCase):
         self.clock.advance(seconds)
         await retry.current
 
-    @async_test
     async def test_sent_shortly_after_start_with_the_v1_body(self):
         await self.make()
         self.assertEqual(self.sent(), [])
@@ -46,7 +44,6 @@ class StartupNotificationTests(unittest.TestCase):
         await self.advance(300, self.notifier.startup)
         self.assertEqual(len(self.sent()), 1, "never again once accepted")
 
-    @async_test
     async def test_retried_every_30_s_until_accepted_with_the_current_count(self):
         await self.make()
         self.server.down_status = 500
@@ -61,7 +58,6 @@ class StartupNotificationTests(unittest.TestCase):
         self.assertEqual([body["nr_of_workers"] for body in self.sent()], [3])
         self.assertTrue(self.notifier.startup.done)
 
-    @async_test
     async def test_task_types_notification_and_its_single_retry_loop(self):
         await self.make()
         self.server.down_status = 503
@@ -76,7 +72,6 @@ class StartupNotificationTests(unittest.TestCase):
 
 
 class StoreNotOpenYetTests(unittest.TestCase):
-    @async_test
     async def test_retried_while_the_store_is_not_open(self):
         import os
 

@@ -12,7 +12,6 @@ from flamenco.updates import UpdateQueue
 from flamenco.upstream.client import UpstreamClient, UpstreamError
 from flamenco.upstream.pusher import UpdatePusher
 from tests.stdlib_server import serve_stdlib_for_test
-from tests.util import async_test
 
 MANAGER_ID = "5a1f0c3e9f1b2c0d4e5f6a70"
 
@@ -29,7 +28,6 @@ class StdlibServerTests(unittest.TestCase):
         self.addCleanup(client.close)
         return client
 
-    @async_test
     async def test_a_server_that_cannot_decode_gzip_gets_the_push_uncompressed(self):
         # The gzip push gets 400 and the connection is closed (HTTP/1.0); the uncompressed
         # retry must not go out on that connection.
@@ -42,7 +40,6 @@ class StdlibServerTests(unittest.TestCase):
                                               {"count": 0, "gzip": False}])
         self.assertEqual([code for _, _, code in self.server.answered], [400, 200, 200])
 
-    @async_test
     async def test_requests_in_a_row_each_get_their_answer(self):
         client = self.client(gzip_bodies=False)
         body = {"manager_url": "http://m/", "variables": {}, "nr_of_workers": 0,
@@ -53,7 +50,6 @@ class StdlibServerTests(unittest.TestCase):
             await client.push([])
         self.assertEqual(len(self.server.answered), 9)
 
-    @async_test
     async def test_a_backlog_drains_without_a_failed_push(self):
         store = await sqlite_store_for_test(self)
         updates = UpdateQueue(store, self.clock)
@@ -85,7 +81,6 @@ class ClosedConnectionTests(unittest.TestCase):
         self.addCleanup(client.close)
         return client
 
-    @async_test
     async def test_http10_answers_are_not_reused(self):
         server = serve_stdlib_for_test(self)
         client = self.client(server)
@@ -95,7 +90,6 @@ class ClosedConnectionTests(unittest.TestCase):
         self.assertEqual(len(server.pushes), 4)
         self.assertEqual(retries(events), 0, "no request went out on a closed connection")
 
-    @async_test
     async def test_connection_close_is_honoured(self):
         server = serve_stdlib_for_test(self, http11=True)
         server.httpd.close_after_answer = "announced"
@@ -106,7 +100,6 @@ class ClosedConnectionTests(unittest.TestCase):
         self.assertEqual(len(server.pushes), 4)
         self.assertEqual(retries(events), 0)
 
-    @async_test
     async def test_a_connection_closed_silently_after_the_answer_costs_one_retry(self):
         server = serve_stdlib_for_test(self, http11=True)
         server.httpd.close_after_answer = "silently"  # HTTP/1.1, no `Connection: close`
@@ -117,7 +110,6 @@ class ClosedConnectionTests(unittest.TestCase):
         self.assertEqual(len(server.pushes), 4)
         self.assertGreater(retries(events), 0)
 
-    @async_test
     async def test_a_reused_connection_is_retried_once_on_a_new_one(self):
         server = serve_stdlib_for_test(self, http11=True)
         client = self.client(server)
@@ -128,7 +120,6 @@ class ClosedConnectionTests(unittest.TestCase):
         self.assertEqual(server.httpd.dropped, 2, "the idle connection, then one new one")
         self.assertEqual(retries(events), 1)
 
-    @async_test
     async def test_a_new_connection_is_not_retried(self):
         server = serve_stdlib_for_test(self, http11=True)
         server.httpd.drop_requests = True

@@ -9,7 +9,6 @@ from twisted.trial.unittest import TestCase
 from flamenco import statuses
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 PSK = "farm-pre-shared-key-of-32-bytes-or-more"
 REGISTRATION = {"secret": "q3J9Zx", "platform": "linux", "nickname": "render-01",
@@ -20,7 +19,6 @@ class RegistrationTests(TestCase):
     async def manager(self, **config):
         return await InProcessManager(self, **config).start()
 
-    @async_test
     async def test_2_0_registration_echoes_job_types_and_hides_the_secret(self):
         m = await self.manager()
         response = await m.request("POST", "/register-worker", json_body=REGISTRATION)
@@ -37,7 +35,6 @@ class RegistrationTests(TestCase):
         self.assertTrue(bcrypt.checkpw(b"q3J9Zx", worker.secret_hash))
         self.assertFalse(worker.is_2x)
 
-    @async_test
     async def test_2x_registration_uses_task_types(self):
         m = await self.manager()
         body = dict(REGISTRATION)
@@ -48,7 +45,6 @@ class RegistrationTests(TestCase):
         worker = await m.store.get_worker(response.json["_id"])
         self.assertEqual((worker.supported_types, worker.is_2x), (("exr-merge",), True))
 
-    @async_test
     async def test_bad_registrations_are_refused_and_store_nothing(self):
         m = await self.manager()
         cases = [
@@ -65,7 +61,6 @@ class RegistrationTests(TestCase):
             self.assertIn(message, response.json["error"])
         self.assertEqual(await m.store.count_workers(), 0)
 
-    @async_test
     async def test_registration_secret_requires_a_valid_hs256_token(self):
         m = await self.manager(worker_registration_secret=PSK)
         missing = await m.request("POST", "/register-worker", json_body=REGISTRATION)
@@ -84,7 +79,6 @@ class RegistrationTests(TestCase):
 
 
 class AuthenticationTests(TestCase):
-    @async_test
     async def test_every_credential_failure_is_401_with_a_challenge(self):
         m = await InProcessManager(self).start()
         worker_id, secret = await m.register()
@@ -104,7 +98,6 @@ class AuthenticationTests(TestCase):
                 self.assertEqual(response.json["error"], "401 Unauthorized")
         self.assertEqual(await m.store.count_queued_updates(), 0)
 
-    @async_test
     async def test_verified_secret_is_cached_but_a_wrong_one_still_fails(self):
         m = await InProcessManager(self).start()
         worker_id, secret = await m.register()
@@ -113,7 +106,6 @@ class AuthenticationTests(TestCase):
         self.assertEqual((await m.request("POST", "/task", auth=(worker_id, "x"))).code, 401)
         self.assertEqual((await m.request("POST", "/task", auth=(worker_id, secret))).code, 204)
 
-    @async_test
     async def test_uppercase_worker_id_is_accepted(self):
         m = await InProcessManager(self).start()
         worker_id, secret = await m.register()
@@ -122,7 +114,6 @@ class AuthenticationTests(TestCase):
 
 
 class SignOnOffTests(TestCase):
-    @async_test
     async def test_sign_on_updates_nickname_and_types(self):
         m = await InProcessManager(self).start()
         worker_id, secret = await m.register(generation="2.x", types=("sleep",))
@@ -137,7 +128,6 @@ class SignOnOffTests(TestCase):
         bad = await m.request("POST", "/sign-on", auth=(worker_id, secret), body=b"{oops")
         self.assertEqual(bad.code, 400)
 
-    @async_test
     async def test_sign_off_requeues_active_tasks_with_2_0_texts(self):
         m = await InProcessManager(self).start()
         doc = task_doc()
@@ -157,7 +147,6 @@ class SignOnOffTests(TestCase):
         self.assertEqual((await m.store.get_task(doc["_id"])).status, "claimed-by-manager")
         self.assertEqual((await m.store.get_worker(worker_id)).status, statuses.W_DOWN)
 
-    @async_test
     async def test_sign_off_of_2x_worker_uses_unassign_texts_and_offline(self):
         m = await InProcessManager(self).start()
         await m.store.store_server_tasks([task_doc()], m.manager.updates.now())
@@ -171,7 +160,6 @@ class SignOnOffTests(TestCase):
         )
         self.assertEqual((await m.store.get_worker(worker_id)).status, statuses.W_OFFLINE)
 
-    @async_test
     async def test_sleeping_worker_is_sent_back_to_sleep_after_sign_off(self):
         m = await InProcessManager(self).start()
         worker_id, secret = await m.register(generation="2.x")
@@ -183,7 +171,6 @@ class SignOnOffTests(TestCase):
 
 
 class DualStackTests(TestCase):
-    @async_test
     async def test_ipv4_clients_of_an_ipv6_port_are_named_by_their_ipv4_address(self):
         from twisted.internet import reactor
         from twisted.web.server import Site
@@ -198,7 +185,6 @@ class DualStackTests(TestCase):
 
 
 class SeenTests(TestCase):
-    @async_test
     async def test_last_activity_is_written_at_most_every_few_seconds(self):
         m = await InProcessManager(self).start()
         auth = await m.register()
@@ -213,7 +199,6 @@ class SeenTests(TestCase):
         self.assertEqual((await m.store.get_worker(auth[0])).last_activity,
                          m.manager.updates.now())
 
-    @async_test
     async def test_a_user_agent_of_flamenco_worker_marks_a_2x_worker(self):
         m = await InProcessManager(self).start()
         auth = await m.register(generation="2.0")

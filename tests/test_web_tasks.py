@@ -6,7 +6,6 @@ from flamenco import statuses
 from flamenco.ids import new_object_id
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 VARIABLES = {"blender": {"linux": "/opt/blender/blender", "windows": "c:/blender.exe"}}
 
@@ -42,13 +41,11 @@ class Farm:
 
 
 class TaskEndpointTests(TestCase):
-    @async_test
     async def test_nothing_to_do_is_204(self):
         farm = await Farm(self).start()
         response = await farm.ask(await farm.worker())
         self.assertEqual((response.code, response.body), (204, b""))
 
-    @async_test
     async def test_assignment_replaces_variables_and_queues_two_updates(self):
         doc = task_doc(commands=[{"name": "blender_render", "settings": {
             "blender_cmd": "{blender} --factory-startup", "frames": "1..10",
@@ -75,7 +72,6 @@ class TaskEndpointTests(TestCase):
         self.assertRegex(note.log, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}: Manager assigned task")
         self.assertEqual(note.task_status, "")
 
-    @async_test
     async def test_2x_announcement_names_the_task(self):
         doc = task_doc()
         farm = await Farm(self).start(doc)
@@ -84,7 +80,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual(note.activity,
                          f"Manager assigned task {doc['_id']} to worker 127.0.0.1 (render-01)")
 
-    @async_test
     async def test_worker_gets_only_supported_types(self):
         render = task_doc(job_type="blender-render", task_type="blender-render", priority=99)
         sleep = task_doc(job_type="sleep")
@@ -93,7 +88,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual(response.json["_id"], sleep["_id"])
         self.assertEqual((await farm.ask(await farm.worker(types=("sleep",)))).code, 204)
 
-    @async_test
     async def test_worker_without_types_gets_406(self):
         farm = await Farm(self).start(task_doc())
         response = await farm.ask(await farm.worker(types=()))
@@ -101,7 +95,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual(response.json["error"], "You do not support any job types.")
         self.assertEqual(await farm.store.count_queued_updates(), 0)
 
-    @async_test
     async def test_worker_that_lost_its_task_gets_it_again(self):
         first, second = task_doc(priority=90), task_doc(priority=10)
         farm = await Farm(self).start(first, second)
@@ -109,7 +102,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual((await farm.ask(auth)).json["_id"], first["_id"])
         self.assertEqual((await farm.ask(auth)).json["_id"], first["_id"])
 
-    @async_test
     async def test_worker_that_reported_on_its_task_does_not_get_it_again(self):
         # A Worker that finished a task but whose `completed` is still on its way (the
         # Manager was down) asks for work: handing it the same task would run it twice.
@@ -125,7 +117,6 @@ class TaskEndpointTests(TestCase):
         await farm.may_i_run(auth, second["_id"])
         self.assertEqual((await farm.ask(auth)).code, 204)
 
-    @async_test
     async def test_pending_status_request_is_423_with_exactly_one_key(self):
         farm = await Farm(self).start(task_doc())
         auth = await farm.worker(generation="2.x")
@@ -144,7 +135,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual((worker.status, worker.status_requested), ("asleep", ""))
         self.assertEqual((await farm.ask(auth)).code, 200)
 
-    @async_test
     async def test_operator_actions_are_validated(self):
         farm = await Farm(self).start()
         auth = await farm.worker()
@@ -158,7 +148,6 @@ class TaskEndpointTests(TestCase):
         self.assertEqual(bad_action.code, 400)
         self.assertEqual((await farm.store.get_worker(auth[0])).status_requested, "")
 
-    @async_test
     async def test_ack_of_unknown_status_is_400(self):
         farm = await Farm(self).start()
         auth = await farm.worker(generation="2.x")
@@ -175,7 +164,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual((await farm.ask(auth)).code, 200)
         return farm, auth, doc["_id"]
 
-    @async_test
     async def test_update_is_queued_and_applied(self):
         echo = {"name": "echo", "settings": {"message": "hello"}}
         farm, auth, task_id = await self.assigned(commands=[echo, echo])
@@ -201,7 +189,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(done.code, 204)
         self.assertEqual((await farm.store.get_task(task_id)).status, "completed")
 
-    @async_test
     async def test_empty_update_is_a_ping(self):
         farm, auth, task_id = await self.assigned()
         farm.m.clock.advance(30)
@@ -209,7 +196,6 @@ class TaskUpdateTests(TestCase):
         task = await farm.store.get_task(task_id)
         self.assertEqual(task.last_worker_ping, farm.m.manager.updates.now())
 
-    @async_test
     async def test_bad_updates_are_400_and_change_nothing(self):
         farm, auth, task_id = await self.assigned()
         before_queue = await farm.store.queued_updates(100)
@@ -233,7 +219,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(await farm.store.queued_updates(100), before_queue)
         self.assertEqual(await farm.store.get_task(task_id), before_task)
 
-    @async_test
     async def test_oversized_body_is_413(self):
         farm, auth, task_id = await self.assigned()
         big = b'{"log": "' + b"x" * (16 * 1024 * 1024) + b'"}'
@@ -243,14 +228,12 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(response.json["error"], "request body too large")
         self.assertEqual(await farm.store.count_queued_updates(), before)
 
-    @async_test
     async def test_invalid_task_id_is_404_after_authentication(self):
         farm, auth, _ = await self.assigned()
         response = await farm.update(auth, "not-an-id", {})
         self.assertEqual(response.code, 404)
         self.assertIn("Invalid ObjectID", response.json["error"])
 
-    @async_test
     async def test_unknown_task_is_404_for_2x_and_409_for_2_0(self):
         farm = await Farm(self).start()
         old = await farm.worker(generation="2.0")
@@ -262,7 +245,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(response.json["error"], f"Task {unknown} is unknown.")
         self.assertEqual(await farm.store.count_queued_updates(), 0)
 
-    @async_test
     async def test_task_of_another_worker_is_409_and_not_queued(self):
         farm, auth, task_id = await self.assigned()
         other = await farm.worker(nickname="render-02")
@@ -273,7 +255,6 @@ class TaskUpdateTests(TestCase):
         self.assertEqual(await farm.store.count_queued_updates(), before)
         self.assertEqual((await farm.store.get_task(task_id)).status, "active")
 
-    @async_test
     async def test_cancel_requested_task_accepts_only_ending_statuses(self):
         farm, auth, task_id = await self.assigned()
         await farm.store.set_task_status(task_id, statuses.CANCEL_REQUESTED)
@@ -288,7 +269,6 @@ class TaskUpdateTests(TestCase):
         await farm.update(auth, task_id, {"task_status": "canceled", "activity": "Task was canceled"})
         self.assertEqual((await farm.store.get_task(task_id)).status, statuses.CANCELED)
 
-    @async_test
     async def test_completed_task_is_not_reopened_by_a_late_update(self):
         farm, auth, task_id = await self.assigned()
         await farm.update(auth, task_id, {"task_status": "completed"})
@@ -304,7 +284,6 @@ class MayIRunTests(TestCase):
         await farm.ask(auth)
         return farm, auth, doc["_id"]
 
-    @async_test
     async def test_active_task_may_keep_running_and_is_pinged(self):
         farm, auth, task_id = await self.assigned()
         farm.m.clock.advance(42)
@@ -313,7 +292,6 @@ class MayIRunTests(TestCase):
         task = await farm.store.get_task(task_id)
         self.assertEqual(task.last_worker_ping, farm.m.manager.updates.now())
 
-    @async_test
     async def test_refusals_are_200_with_the_protocol_reasons(self):
         farm, auth, task_id = await self.assigned()
         unknown = new_object_id()
@@ -332,7 +310,6 @@ class MayIRunTests(TestCase):
         malformed = await farm.may_i_run(auth, "nope")
         self.assertEqual(malformed.code, 404)
 
-    @async_test
     async def test_status_request_reaches_2x_workers_only(self):
         farm, auth, task_id = await self.assigned(generation="2.x")
         await farm.m.request("POST", f"/worker-action/{auth[0]}?action=set-status&status=asleep")
@@ -346,7 +323,6 @@ class MayIRunTests(TestCase):
         response = await old_farm.may_i_run(old_auth, old_task)
         self.assertEqual(response.json, {"may_keep_running": True})
 
-    @async_test
     async def test_lazy_request_lets_the_task_run(self):
         farm, auth, task_id = await self.assigned(generation="2.x")
         await farm.m.request(
@@ -356,7 +332,6 @@ class MayIRunTests(TestCase):
 
 
 class ReturnTests(TestCase):
-    @async_test
     async def test_return_requeues_own_active_task(self):
         doc = task_doc()
         farm = await Farm(self).start(doc)
@@ -374,7 +349,6 @@ class ReturnTests(TestCase):
         await farm.m.request("POST", f"/tasks/{doc['_id']}/return", auth=auth)
         self.assertEqual(await farm.store.count_queued_updates(), before)
 
-    @async_test
     async def test_return_of_another_workers_task_or_unknown_task(self):
         doc = task_doc()
         farm = await Farm(self).start(doc)
@@ -391,7 +365,6 @@ class ReturnTests(TestCase):
 
 
 class MiscEndpointTests(TestCase):
-    @async_test
     async def test_status_report(self):
         farm = await Farm(self).start(task_doc(), task_doc())
         await farm.worker()
@@ -401,7 +374,6 @@ class MiscEndpointTests(TestCase):
         self.assertEqual(response.json["upstream_queue_size"], 0)
         self.assertEqual(response.headers.getRawHeaders("Cache-Control"), ["no-cache"])
 
-    @async_test
     async def test_output_produced(self):
         farm = await Farm(self).start()
         auth = await farm.worker(generation="2.x")
@@ -411,7 +383,6 @@ class MiscEndpointTests(TestCase):
         empty = await farm.m.request("POST", "/output-produced", auth=auth, json_body={"paths": []})
         self.assertEqual((empty.code, empty.json["error"]), (422, "List of paths may not be empty."))
 
-    @async_test
     async def test_unknown_route_and_method_are_json_errors(self):
         farm = await Farm(self).start()
         missing = await farm.m.request("GET", "/no-such-thing")
@@ -420,7 +391,6 @@ class MiscEndpointTests(TestCase):
         self.assertEqual(wrong.code, 405)
         self.assertIn("not allowed", wrong.json["error"])
 
-    @async_test
     async def test_store_unavailable_is_503_except_for_may_i_run(self):
         farm = await Farm(self).start(task_doc())
         auth = await farm.worker()

@@ -7,7 +7,6 @@ from flamenco.ids import new_object_id
 from flamenco.testing.worker import GENERATION_2_0, GENERATION_2_X, SimulatedWorker
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
-from tests.util import async_test
 
 COMMANDS = [{"name": "echo", "settings": {"message": "hi"}}]
 
@@ -25,7 +24,6 @@ class ApprovalTests(TestCase):
         self.addCleanup(lambda: defer.ensureDeferred(worker.close()))
         return worker
 
-    @async_test
     async def test_new_workers_get_nothing_until_approved_then_work(self):
         m, tasks = await self.farm(worker_registration="approve")
         for generation in (GENERATION_2_0, GENERATION_2_X):
@@ -45,7 +43,6 @@ class ApprovalTests(TestCase):
             outcome = await worker.run_task(doc)
             self.assertEqual(outcome.result, "completed")
 
-    @async_test
     async def test_open_registration_needs_no_approval(self):
         m, tasks = await self.farm()
         worker = self.worker(m, GENERATION_2_X)
@@ -53,7 +50,6 @@ class ApprovalTests(TestCase):
         self.assertTrue((await m.store.get_worker(worker.worker_id)).approved)
         self.assertIsNotNone(await worker.ask_for_task())
 
-    @async_test
     async def test_approving_an_unknown_worker_is_404_and_an_unknown_action_400(self):
         m, _ = await self.farm(worker_registration="approve")
         unknown = await m.request("POST", f"/worker-action/{new_object_id()}?action=approve")
@@ -65,7 +61,6 @@ class ApprovalTests(TestCase):
         self.assertIn("approve", wrong.json["error"])
         self.assertFalse((await m.store.get_worker(worker.worker_id)).approved)
 
-    @async_test
     async def test_approval_as_a_form_encoded_body(self):
         m, _ = await self.farm(worker_registration="approve")
         worker = self.worker(m, GENERATION_2_0)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from twisted.application.service import Service
-from twisted.internet import defer, task
+from twisted.application.internet import TimerService
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -32,37 +32,33 @@ CANCELLING = (job_status.CANCEL_REQUESTED, job_status.FAILED, job_status.CANCELE
 STARTUP_SCAN = 10_000
 
 
-class LocalUpdates(Service):
+class LocalUpdates(TimerService):
+    """A `TimerService` running one round (`inspect`) every `interval` seconds."""
+
     log = Logger()
 
     def __init__(self, updates: LocalUpdateQueue, jobs: JobService, clock: IReactorTime, *,
                  lease_holder: str, lease_seconds: float, cancel_interval: float,
                  interval: float = 1.0):
+        super().__init__(interval, self.inspect)
         self.updates = updates
         self.jobs = jobs
         self.clock = clock
         self.lease_holder = lease_holder
         self.lease = timedelta(seconds=lease_seconds)
         self.cancel_interval = cancel_interval
-        self.interval = interval
         self._started = False
         self._last_cancel_round = float("-inf")
         self._cancel_seen: set[str] = set()
         self._busy: defer.Deferred | None = None
-        self._loop: task.LoopingCall | None = None
-
-    def startService(self):
-        super().startService()
-        self._loop = task.LoopingCall(self.inspect)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True).addErrback(
-            lambda f: self.log.failure("local job loop stopped", f))
 
     def stopService(self):
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        return self._busy
+        # The timer waits for a round it started; one started by hand (`inspect`) is waited for
+        # too.
+        stopped = super().stopService()
+        if self._busy is None:
+            return stopped
+        return defer.gatherResults([stopped, self._busy])
 
     def inspect(self) -> defer.Deferred:
         """One round (skipped while one runs); fires when it is done."""

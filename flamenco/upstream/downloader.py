@@ -20,7 +20,7 @@ from typing import Callable
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from flamenco.documents import InvalidDocument, parse_server_task
@@ -33,6 +33,10 @@ LEASE_NAME = "depsgraph-download"
 
 
 class TaskDownloader(Service):
+    """Its own `LoopingCall` rather than a `TimerService`: kicks start downloads between the
+    ticks, coalesced with the timer's, and stopping does not wait for a download in flight
+    (a `TimerService` would, for as long as the Server takes to answer or time out)."""
+
     log = Logger()
 
     def __init__(self, client: UpstreamClient, store, clock: IReactorTime, *,
@@ -49,8 +53,8 @@ class TaskDownloader(Service):
         self._want_full = False
         self._want_types: set[str] = set()
         self._running: defer.Deferred | None = None
-        self._scheduled = None
-        self._idle_waiters: list[defer.Deferred] = []
+        self._scheduled: IDelayedCall | None = None
+        self._idle_waiters: list[defer.Deferred[None]] = []
         self.downloads = 0  # completed download attempts (for tests and the status report)
         self.failures = 0  # download attempts failed in a row
         self.last_success: float | None = None
@@ -85,8 +89,8 @@ class TaskDownloader(Service):
             return
         now = self.clock.seconds()
         keys = tuple(types) or ("",)
-        due = [key for key in keys
-               if self.throttle == 0 or now - self._last_kick.get(key, float("-inf")) > self.throttle]
+        due = [key for key in keys if self.throttle == 0
+               or now - self._last_kick.get(key, float("-inf")) > self.throttle]
         if not due:
             return
         for key in keys:
@@ -98,20 +102,20 @@ class TaskDownloader(Service):
             # Not from inside the worker's request: start on the next reactor turn.
             self._scheduled = self.clock.callLater(0, self._start)
 
-    def when_idle(self) -> defer.Deferred:
+    def when_idle(self) -> defer.Deferred[None]:
         """Fires once no download is running or pending (tests)."""
         if self._running is None and not (self._scheduled and self._scheduled.active()):
             return defer.succeed(None)
-        d = defer.Deferred()
-        self._idle_waiters.append(d)
-        return d
+        idle: defer.Deferred[None] = defer.Deferred()
+        self._idle_waiters.append(idle)
+        return idle
 
     # -- the download loop -----------------------------------------------------------------------
-    def _start(self) -> defer.Deferred:
+    def _start(self) -> defer.Deferred[None]:
         if self._running is None:
             self._running = defer.ensureDeferred(self._drain())
             self._running.addBoth(self._done)
-        done = defer.Deferred()
+        done: defer.Deferred[None] = defer.Deferred()
         self._idle_waiters.append(done)
         return done
 

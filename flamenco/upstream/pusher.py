@@ -24,8 +24,8 @@ import time
 from datetime import timedelta
 from typing import Callable
 
-from twisted.application.service import Service
-from twisted.internet import defer, task
+from twisted.application.internet import TimerService
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -39,7 +39,10 @@ from flamenco.upstream.client import UpstreamClient, UpstreamError
 LEASE_NAME = "task-update-push"
 
 
-class UpdatePusher(Service):
+class UpdatePusher(TimerService):
+    """A `TimerService` calling `inspect` every `inspect_interval` seconds: forcing and
+    back-off are decided inside each inspection, so the timer itself is a plain one."""
+
     log = Logger()
 
     def __init__(self, client: UpstreamClient, store, cancels: CancelRequests,
@@ -47,6 +50,7 @@ class UpdatePusher(Service):
                  cancel_interval: float, backoff_max: float, lease_holder: str,
                  lease_seconds: float, give_up_after: int = 0, inspect_interval: float = 1.0,
                  upstream_form=None, log_uploads=None):
+        super().__init__(inspect_interval, self.inspect)
         self.client = client
         #: TaskUpdate -> the dict pushed (the Server generation decides `log` / `log_tail`).
         self.upstream_form = upstream_form or (lambda update: update.to_upstream())
@@ -74,37 +78,38 @@ class UpdatePusher(Service):
         self._forced = False
         self._stopping = False
         self._busy: defer.Deferred | None = None
-        self._loop: task.LoopingCall | None = None
 
     # -- service ---------------------------------------------------------------------------------
     def startService(self):
-        super().startService()
         self._stopping = False
-        self._loop = task.LoopingCall(self.inspect)
-        self._loop.clock = self.clock
-        self._loop.start(self.inspect_interval, now=True).addErrback(
-            lambda f: self.log.failure("update pusher loop stopped", f))
+        super().startService()
 
     def stopService(self):
-        super().stopService()
         self._stopping = True
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        # A push in flight is let finish: what it does not acknowledge stays queued.
-        return self._busy
+        # A push in flight is let finish: what it does not acknowledge stays queued. The timer
+        # waits for an inspection it started; one started by hand (`inspect`) is waited for too.
+        stopped = super().stopService()
+        if self._busy is None:
+            return stopped
+        return defer.gatherResults([stopped, self._busy])
 
     def push_soon(self) -> None:
         """Push at the next inspection regardless of the batching rules (§6.5.1, forced)."""
         self._forced = True
         self.retry_at = float("-inf")
 
-    def when_idle(self) -> defer.Deferred:
+    def when_idle(self) -> defer.Deferred[None]:
         """Fires when no push round is running (tests, bench)."""
         if self._busy is None:
             return defer.succeed(None)
-        d = defer.Deferred()
-        self._busy.addBoth(lambda result: (d.callback(None), result)[1])
-        return d
+        idle: defer.Deferred[None] = defer.Deferred()
+
+        def fire(result: object) -> object:
+            idle.callback(None)
+            return result
+
+        self._busy.addBoth(fire)
+        return idle
 
     # -- one inspection --------------------------------------------------------------------------
     def inspect(self) -> defer.Deferred:
