@@ -206,8 +206,6 @@ def print_table(header: tuple, lines: list[tuple]) -> None:
 
 def report(options, recorder: Recorder, cpu: dict, meter: ProcessMeter,
            registered: dict) -> None:
-    requests = sum(len(values) for (phase, _), values in recorder.latencies.items()
-                   if phase == "steady")
     print(f"\n{options.workers} Workers ({options.share_2_0:.0%} 2.0), ramp {options.ramp:.0f} s,"
           f" steady {options.seconds:.0f} s, cadence {options.cadence}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -227,20 +225,22 @@ def report(options, recorder: Recorder, cpu: dict, meter: ProcessMeter,
         print("errors: none")
     print()
 
-    def requests(phase: str) -> int:
+    def requests_in(phase: str) -> int:
         return sum(len(v) for (p, _), v in recorder.latencies.items() if p == phase)
 
     print_table(("phase", "seconds", "requests/s", "tasks completed/s", "Manager CPU",
                  "Manager RSS MiB", "Workers registered at the end"),
                 [(phase, f"{recorder.phase_seconds[phase]:.0f}",
-                  f"{requests(phase) / recorder.phase_seconds[phase]:,.0f}",
+                  f"{requests_in(phase) / recorder.phase_seconds[phase]:,.0f}",
                   f"{recorder.completed[phase] / recorder.phase_seconds[phase]:,.1f}",
                   f"{cpu[phase] / recorder.phase_seconds[phase]:.0%}",
                   f"{meter.max_rss_mib:.0f} (max)", f"{registered[phase]:,}")
                  for phase in ("ramp", "steady")])
-    if requests:
-        print(f"\nManager CPU per steady-phase request: {cpu['steady'] / requests * 1000:.2f} ms"
-              f" ({cpu['steady']:.1f} CPU-s for {requests:,} requests)")
+    steady_requests = requests_in("steady")
+    if steady_requests:
+        print(f"\nManager CPU per steady-phase request:"
+              f" {cpu['steady'] / steady_requests * 1000:.2f} ms"
+              f" ({cpu['steady']:.1f} CPU-s for {steady_requests:,} requests)")
 
 
 async def run(options) -> None:

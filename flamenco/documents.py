@@ -62,7 +62,8 @@ def _optional_int(doc: dict, key: str, low: int, high: int = strict_json.INT64_M
             or not math.isfinite(value) or value != int(value)):
         raise InvalidDocument(f"field {key!r} must be an integer", {"field": key})
     if not low <= value <= high:
-        raise InvalidDocument(f"field {key!r} must be in {low}..{high}, not {value}", {"field": key})
+        raise InvalidDocument(f"field {key!r} must be in {low}..{high}, not {value}",
+                              {"field": key})
     value = int(value)
     return value
 

@@ -41,8 +41,7 @@ FORGETTABLE = frozenset({"", statuses.W_OFFLINE, statuses.W_DOWN, statuses.W_TIM
 
 class FarmView:
     def __init__(self, config: Config, store: IStore, workers: WorkerService,
-                 task_source: ITaskSource, health: UpstreamHealth,
-                 activity: TaskActivity):
+                 task_source: ITaskSource, health: UpstreamHealth, activity: TaskActivity):
         self.config = config
         self.store = store
         self.workers = workers
@@ -149,15 +148,21 @@ class FarmView:
             "upstream": await self.health.report(),
         }
 
-    async def as_json(self) -> dict:
-        """The 2.x status report of `GET /as-json` (PROTOCOL §2.13)."""
-        workers = await self.store.list_workers()
-        server_url = self.config.flamenco
+    async def status_report(self) -> dict:
+        """The StatusReport of `GET /` (PROTOCOL §2.13, §3.11)."""
         return {
-            "nr_of_workers": len(workers),
+            "nr_of_workers": await self.store.count_workers(),
             "nr_of_tasks": await self.store.count_tasks(),
             "upstream_queue_size": await self.store.count_queued_updates(),
             "version": flamenco.__version__,
+        }
+
+    async def as_json(self) -> dict:
+        """The 2.x status report of `GET /as-json`: the StatusReport with the Workers."""
+        workers = await self.store.list_workers()
+        server_url = self.config.flamenco
+        return {
+            **await self.status_report(),
             "workers": [worker.to_json() for worker in workers],
             "manager_name": socket.gethostname(),
             "manager_mode": "production",

@@ -18,13 +18,15 @@ from flamenco.failures import FailureHandling
 from flamenco.hashing import HashingPool
 from flamenco.housekeeping import TaskCleanup, WorkerCleanup, WorkerTimeouts
 from flamenco.ids import new_object_id
+from flamenco.log_downloads import LogDownloads
 from flamenco.operator_view import OperatorView, build_operator_view
 from flamenco.quarantine import SickWorkers
+from flamenco.readiness import StoreReadiness
 from flamenco.scheduler import Scheduler
 from flamenco.sleep_schedules import SleepScheduler
 from flamenco.standalone.service import JobService
 from flamenco.standalone.wiring import build_standalone
-from flamenco.store.interface import StoreUnusable
+from flamenco.store.interface import IStore, StoreUnusable
 from flamenco.store.observed import ObservedStore
 from flamenco.task_logs import TaskLogs
 from flamenco.task_updates import TaskUpdateService, ping_resolution_for
@@ -32,6 +34,9 @@ from flamenco.test_tasks import TestTasks
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
 from flamenco.upstream import ITaskSource, NoServer
+from flamenco.web.resource_tree import WebServices, build_resource
+from flamenco.worker_actions import WorkerActions
+from flamenco.worker_requests import WorkerRequests
 from flamenco.workers import WorkerService
 
 log = Logger()
@@ -47,11 +52,11 @@ class StoreService(Service):
     need it are answered 503. Once open, an outage is the store's `Availability` business.
     """
 
-    name = "store"
     retry_seconds = 5.0
 
-    def __init__(self, store, clock, *, startup_timeout: float = 30.0,
+    def __init__(self, store: IStore, clock: IReactorTime, *, startup_timeout: float = 30.0,
                  on_startup_failure: Callable[[str], None] | None = None):
+        self.setName("store")
         self.store = store
         self.clock = clock
         self.startup_timeout = startup_timeout
@@ -115,7 +120,7 @@ class StoreService(Service):
 @attrs.define
 class Manager:
     config: Config
-    store: object
+    store: IStore
     updates: UpdateQueue
     task_source: ITaskSource
     workers: WorkerService
@@ -124,30 +129,23 @@ class Manager:
     timeouts: TaskTimeoutChecker
     services: MultiService
     lease_holder: str
-    failures: FailureHandling | None = None
-    quarantine: SickWorkers | None = None
-    sleep_schedules: SleepScheduler | None = None
-    test_tasks: TestTasks | None = None
+    failures: FailureHandling
+    quarantine: SickWorkers
+    sleep_schedules: SleepScheduler
+    test_tasks: TestTasks
+    operator: OperatorView
+    clock: IReactorTime
+    #: What the HTTP layer is given (`resource`).
+    web: WebServices
     task_logs: TaskLogs | None = None
     task_cleanup: TaskCleanup | None = None
     worker_cleanup: WorkerCleanup | None = None
-    operator: OperatorView | None = None
-    clock: IReactorTime | None = None
     #: Stand-alone mode (no Server configured): the job service behind `/api/jobs`.
     jobs: JobService | None = None
 
     @property
     def resource(self) -> IResource:
-        from flamenco.web.resource_tree import build_resource
-
-        return build_resource(self)
-
-    def note_output(self, worker, paths: list[str]) -> None:
-        """Produced files (2.x `/output-produced`): thumbnails for the dashboard, made later."""
-        log.info("worker {worker} produced {count} files, first {path}",
-                 worker=worker.identifier, count=len(paths), path=paths[0])
-        if self.operator is not None:
-            self.operator.previews.note(worker.identifier, paths)
+        return build_resource(self.web)
 
 
 class HashingService(Service):
@@ -243,6 +241,28 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         task_cleanup = TaskCleanup(store, task_logs, clock, max_age=config.task_cleanup_max_age,
                                    lease_holder=lease_holder)
         task_cleanup.setServiceParent(services)
+    scheduler = Scheduler(store, updates, task_source,
+                          {**config.two_way_variables, **config.variables})
+    test_tasks = TestTasks(store, updates)
+    operator = build_operator_view(config, store, bus, workers, task_source, clock)
+    web = WebServices(
+        workers=workers,
+        worker_requests=WorkerRequests(workers, scheduler, task_updates, operator.previews),
+        worker_actions=WorkerActions(workers, test_tasks, failures),
+        failures=failures,
+        quarantine=quarantine,
+        sleep_schedules=sleep_schedules,
+        log_downloads=LogDownloads(task_logs),
+        task_source=task_source,
+        timeouts=timeouts,
+        operator=operator,
+        readiness=StoreReadiness(store),
+        clock=clock,
+        max_body=config.max_request_body_bytes,
+        serve_metrics=config.serve_metrics,
+        tls=config.tls,
+        jobs=jobs,
+    )
     return Manager(
         config=config,
         store=store,
@@ -250,19 +270,19 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
         task_source=task_source,
         workers=workers,
         task_updates=task_updates,
-        scheduler=Scheduler(store, updates, task_source,
-                            {**config.two_way_variables, **config.variables}),
+        scheduler=scheduler,
         timeouts=timeouts,
         services=services,
         lease_holder=lease_holder,
         failures=failures,
         quarantine=quarantine,
         sleep_schedules=sleep_schedules,
-        test_tasks=TestTasks(store, updates),
+        test_tasks=test_tasks,
+        operator=operator,
+        clock=clock,
+        web=web,
         task_logs=task_logs,
         task_cleanup=task_cleanup,
         worker_cleanup=worker_cleanup,
-        operator=build_operator_view(config, store, bus, workers, task_source, clock),
-        clock=clock,
         jobs=jobs,
     )

@@ -9,13 +9,13 @@ from flamenco.config import Config
 from flamenco.events import EventBus
 from flamenco.farm_view import FarmView
 from flamenco.metrics import ManagerMetrics
+from flamenco.operator_login import OperatorLogin
 from flamenco.previews import Previews
 from flamenco.store.interface import IStore
 from flamenco.task_activity import TaskActivity
 from flamenco.upstream import ITaskSource
 from flamenco.upstream.health import UpstreamHealth
 from flamenco.upstream.link import UpstreamLink
-from flamenco.web.access import AccessPolicy
 from flamenco.workers import WorkerService
 
 
@@ -26,7 +26,7 @@ class OperatorView:
     health: UpstreamHealth
     metrics: ManagerMetrics
     farm: FarmView
-    access: AccessPolicy
+    login: OperatorLogin
     previews: Previews
 
 
@@ -43,6 +43,6 @@ def build_operator_view(config: Config, store: IStore, bus: EventBus, workers: W
         health=health,
         metrics=ManagerMetrics(store, bus, link),
         farm=FarmView(config, store, workers, task_source, health, activity),
-        access=AccessPolicy(config.admin_password, clock, tls=config.tls),
+        login=OperatorLogin(config.admin_password, clock),
         previews=Previews(bus, clock),
     )

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-
 import attrs
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco import statuses
 from flamenco.documents import InvalidDocument
-from flamenco.errors import BadRequest
+from flamenco.errors import BadRequest, UnknownWorker
 from flamenco.periodic import PeriodicJob
 from flamenco.store.farm import SleepSchedule
 from flamenco.store.interface import IStore
+from flamenco.timefmt import utc_now
 from flamenco.workers import named_worker
 
 log = Logger()
@@ -128,18 +128,23 @@ class SleepScheduler(PeriodicJob):
             attrs.evolve(schedule, next_check=next_check(schedule, now, zone)))
 
     # -- operator actions --------------------------------------------------------------------------
-    async def save(self, worker_id: str, doc: dict, now: datetime) -> SleepSchedule:
+    async def save(self, worker_id: str, doc: dict) -> SleepSchedule:
+        """Store a ScheduleInfo body; an active schedule is applied at once."""
         worker = await self._worker(worker_id)
         if not worker.is_2x:
             raise BadRequest("a 2.0 Worker cannot be asked to sleep or wake up")
         schedule = parse_schedule(worker.id, doc)
         await self.store.farm.set_sleep_schedule(schedule)
         if schedule.active:
-            await self.apply(schedule, now)
+            await self.apply(schedule, utc_now(self.clock))
         return await self.store.farm.sleep_schedule(worker.id)
 
-    async def get(self, worker_id: str) -> SleepSchedule | None:
-        return await self.store.farm.sleep_schedule((await self._worker(worker_id)).id)
+    async def get(self, worker_id: str) -> SleepSchedule:
+        """The Worker's schedule; UnknownWorker (404) when it has none."""
+        schedule = await self.store.farm.sleep_schedule((await self._worker(worker_id)).id)
+        if schedule is None:
+            raise UnknownWorker(f"worker {worker_id} has no sleep schedule")
+        return schedule
 
     async def clear(self, worker_id: str) -> None:
         await self.store.farm.remove_sleep_schedule((await self._worker(worker_id)).id)

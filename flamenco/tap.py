@@ -51,7 +51,7 @@ class Options(usage.Options):
         `admin_password` and exit."""
         import getpass
 
-        from flamenco.web.access import hash_password
+        from flamenco.operator_login import hash_password
 
         if sys.stdin.isatty():
             password = getpass.getpass("Operator password: ")

@@ -10,7 +10,8 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.server import Site
 
-from flamenco.web.access import hash_password, is_local_peer
+from flamenco.operator_login import hash_password
+from flamenco.web.access import is_local_peer
 from tests.inprocess import InProcessManager, Response
 from tests.test_tap import _self_signed, twistd
 

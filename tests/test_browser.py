@@ -21,7 +21,7 @@ from flamenco.store.sqlite import SQLiteStore
 from flamenco.testing import serve_for_test
 from flamenco.testing.server import DEFAULT_MANAGER_ID, DEFAULT_MANAGER_SECRET
 from flamenco.testing.worker import GENERATION_2_X, SimulatedWorker
-from flamenco.web.access import hash_password
+from flamenco.operator_login import hash_password
 from tests.browser import chromium_path, screenshot_path
 
 PASSWORD = "render all the things"

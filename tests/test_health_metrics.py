@@ -79,7 +79,7 @@ class MetricsTests(TestCase):
         self.assertIn("flamenco_upstream_failures_total", text)
 
     async def test_metrics_need_no_login_when_a_password_is_set(self):
-        from flamenco.web.access import hash_password
+        from flamenco.operator_login import hash_password
 
         m = await InProcessManager(self, admin_password=hash_password("pw", rounds=4)).start()
         self.assertEqual((await m.request("GET", "/metrics")).code, 200)

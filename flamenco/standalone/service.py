@@ -35,6 +35,13 @@ class JobWithTasks:
     job: Job
     tasks: list[Task]
 
+    def task_counts(self) -> dict[str, int]:
+        """The job's tasks counted by status, as `task_counts` of every job."""
+        counts: dict[str, int] = {}
+        for task in self.tasks:
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
 
 class JobService:
     def __init__(self, store: IStore, jobs: IJobStore, updates: LocalUpdateQueue,

@@ -12,12 +12,13 @@ buffered for without bound; a browser reconnects by itself and catches up from t
 from __future__ import annotations
 
 import json
+from typing import cast
 
 from twisted.internet import task
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, ITCPTransport
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from flamenco.events import Event, EventBus
@@ -45,7 +46,7 @@ def _last_event_id(request: IRequest) -> int | None:
 class _Client:
     """One connected client: writes events, and drops the connection when it is stuck."""
 
-    def __init__(self, request: IRequest, clock, stuck_seconds: float, max_behind: int):
+    def __init__(self, request: Request, clock, stuck_seconds: float, max_behind: int):
         self.request = request
         self.clock = clock
         self.stuck_seconds = stuck_seconds
@@ -59,7 +60,7 @@ class _Client:
             if (self.written_while_paused > self.max_behind
                     or self.clock.seconds() - self.paused_at > self.stuck_seconds):
                 # loseConnection would wait for the client to read what is buffered.
-                self.request.channel.transport.abortConnection()
+                cast(ITCPTransport, self.request.channel.transport).abortConnection()
                 return
         self.request.write(encode_event(event))
 
@@ -87,7 +88,7 @@ class EventStream(Resource):
         self.stuck_seconds = stuck_seconds
         self.max_behind = max_behind
 
-    def render_GET(self, request: IRequest):
+    def render_GET(self, request: Request):
         request.setHeader(b"Content-Type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-cache")
         request.setHeader(b"X-Accel-Buffering", b"no")

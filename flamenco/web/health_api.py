@@ -6,6 +6,7 @@ from klein import Klein
 
 import flamenco
 from flamenco.metrics import CONTENT_TYPE, ManagerMetrics
+from flamenco.readiness import StoreReadiness
 from flamenco.store.interface import StoreUnavailable
 from flamenco.web.responses import json_response
 
@@ -13,8 +14,8 @@ from flamenco.web.responses import json_response
 class HealthAPI:
     app = Klein()
 
-    def __init__(self, store, metrics: ManagerMetrics):
-        self.store = store
+    def __init__(self, readiness: StoreReadiness, metrics: ManagerMetrics):
+        self.readiness = readiness
         self.metrics = metrics
 
     @app.route("/healthz", methods=["GET"])
@@ -25,12 +26,11 @@ class HealthAPI:
     @app.route("/readyz", methods=["GET"])
     async def readyz(self, request):
         request.setHeader(b"Cache-Control", b"no-cache")
-        try:
-            await self.store.count_workers()
-        except StoreUnavailable as error:
-            return json_response(request, {"status": "unavailable", "store": self.store.description,
-                                           "reason": str(error)}, 503)
-        return json_response(request, {"status": "ready", "store": self.store.description})
+        found = await self.readiness.check()
+        if not found.ready:
+            return json_response(request, {"status": "unavailable", "store": found.store,
+                                           "reason": found.reason}, 503)
+        return json_response(request, {"status": "ready", "store": found.store})
 
     @app.route("/metrics", methods=["GET"])
     async def metrics_text(self, request):

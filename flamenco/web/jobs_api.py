@@ -13,7 +13,6 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from flamenco import strict_json
-from flamenco.config import Config
 from flamenco.documents import Task
 from flamenco.farm_json import job_summary
 from flamenco.standalone.errors import JobConflict, JobRejected, UnknownJob
@@ -45,9 +44,9 @@ def job_endpoint(handler):
 class JobsAPI:
     app = Klein()
 
-    def __init__(self, jobs: JobService, config: Config):
+    def __init__(self, jobs: JobService, *, max_body: int):
         self.jobs = jobs
-        self.max_body = config.max_request_body_bytes
+        self.max_body = max_body
 
     def _json(self, request: IRequest):
         body = read_body(request, self.max_body)
@@ -69,10 +68,7 @@ class JobsAPI:
                 "updated": rfc3339(task.last_updated) if task.last_updated else None}
 
     def _job_with_tasks(self, found: JobWithTasks) -> dict:
-        counts: dict[str, int] = {}
-        for task in found.tasks:
-            counts[task.status] = counts.get(task.status, 0) + 1
-        return dict(self._job(found.job), task_counts=counts,
+        return dict(self._job(found.job), task_counts=found.task_counts(),
                     tasks=[self._task(found.job, task) for task in found.tasks])
 
     # -- unknown routes and methods --------------------------------------------------------------

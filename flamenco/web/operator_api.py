@@ -11,7 +11,11 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from flamenco.errors import BadRequest
 from flamenco.farm_view import FarmView
 from flamenco.previews import Previews
-from flamenco.web.responses import endpoint, json_error, json_response, no_content, read_body
+from flamenco.upstream.health import UpstreamHealth
+from flamenco.web.responses import (
+    endpoint, json_error, json_response, method_not_allowed, no_content, no_such_endpoint,
+    read_body,
+)
 
 MAX_BODY = 64 * 1024
 
@@ -34,18 +38,18 @@ class OperatorAPI:
     app = Klein()
     max_body = MAX_BODY
 
-    def __init__(self, farm: FarmView, previews: Previews):
+    def __init__(self, farm: FarmView, health: UpstreamHealth, previews: Previews):
         self.farm = farm
+        self.health = health
         self.previews = previews
 
     @app.handle_errors(NotFound)
     def not_found(self, request, failure):
-        return json_error(request, 404, f"no such endpoint: {request.path.decode('latin-1')}")
+        return no_such_endpoint(request)
 
     @app.handle_errors(MethodNotAllowed)
     def wrong_method(self, request, failure):
-        method = request.method.decode("latin-1")
-        return json_error(request, 405, f"method {method} not allowed here")
+        return method_not_allowed(request)
 
     # -- the farm --------------------------------------------------------------------------------
     @app.route("/api/farm", methods=["GET"])
@@ -67,7 +71,7 @@ class OperatorAPI:
     @app.route("/api/upstream", methods=["GET"])
     @endpoint
     async def upstream(self, request):
-        return json_response(request, await self.farm.health.report())
+        return json_response(request, await self.health.report())
 
     # -- workers ---------------------------------------------------------------------------------
     @app.route("/api/workers", methods=["GET"])

@@ -1,4 +1,5 @@
-"""Writing JSON responses and errors, reading bounded bodies, and the error-to-status table."""
+"""Writing JSON responses and errors, reading bounded bodies and headers, and the
+error-to-status table."""
 
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ def read_body(request: IRequest, limit: int) -> bytes:
     return body
 
 
+def user_agent(request: IRequest) -> str:
+    return (request.getHeader(b"user-agent") or b"").decode("latin-1")
+
+
 def form_args(request: IRequest, limit: int) -> dict[str, str]:
     """Query arguments, and those of a form-encoded body (ManagerSite's requests leave bodies
     alone, so that a Worker's body is read as JSON whatever its Content-Type)."""
@@ -123,3 +128,13 @@ def endpoint(handler=None, *, when_store_unavailable=None):
             return json_error(request, 500, "internal error; see the Manager's log")
 
     return wrapper
+
+
+def no_such_endpoint(request: IRequest) -> bytes:
+    """The 404 of a Klein app for a path none of its routes matches."""
+    return json_error(request, 404, f"no such endpoint: {request.path.decode('latin-1')}")
+
+
+def method_not_allowed(request: IRequest) -> bytes:
+    """The 405 of a Klein app for a route asked with a method it does not serve."""
+    return json_error(request, 405, f"method {request.method.decode('latin-1')} not allowed here")

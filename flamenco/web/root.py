@@ -1,4 +1,5 @@
-"""The Manager's resource tree: the Worker API plus the operator area, metrics and health.
+"""The Manager's resource tree: the Worker API, the 2.x operator endpoints, and the operator
+area, metrics and health.
 
 The first path segment picks the part; the segment is handed back so each Klein app sees the
 whole path. The operator area (API, `/as-json`, `/events`, `/app/`) passes `AccessPolicy`
@@ -9,19 +10,22 @@ another origin cannot trigger the loopback-only `/worker-action`, `/kick` and `/
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 from twisted.web.resource import IResource, Resource
 from twisted.web.static import File
 
 from flamenco.metrics import ManagerMetrics
 from flamenco.web.access import AccessPolicy, Refusal
+from flamenco.web.local_operator_api import PATHS as LOCAL_OPERATOR
 from flamenco.web.responses import json_error
 
 HEALTH = {b"metrics", b"healthz", b"readyz"}
 OPERATOR = {b"api", b"as-json", b"events", b"app"}
 LOGIN = {b"login", b"logout"}
-#: The 2.x operator endpoints of the Worker API (loopback only): refused to foreign pages too.
+#: The 2.x operator endpoints that change something (loopback only): refused to foreign pages too.
 LEGACY_OPERATOR = {b"worker-action", b"kick", b"timeout"}
 
 
@@ -41,11 +45,12 @@ class RefusalPage(Resource):
 
 
 class ManagerRoot(Resource):
-    def __init__(self, *, workers: IResource, operator: IResource, events: IResource,
-                 dashboard: File, login: IResource, health: IResource | None,
+    def __init__(self, *, workers: IResource, local_operator: IResource, operator: IResource,
+                 events: IResource, dashboard: File, login: IResource, health: IResource | None,
                  access: AccessPolicy, metrics: ManagerMetrics, jobs: IResource | None = None):
         super().__init__()
         self.workers = workers
+        self.local_operator = local_operator  # the 2.x Manager's loopback-only endpoints
         self.operator = operator
         self.jobs = jobs  # stand-alone mode: `/api/jobs...`
         self.events = events
@@ -58,7 +63,8 @@ class ManagerRoot(Resource):
     def getChildWithDefault(self, name: bytes, request: IRequest) -> IResource:
         if name == b"task":
             started = time.perf_counter()
-            request.notifyFinish().addBoth(
+            # ManagerSite's requests are `server.Request`s (IRequest does not declare this).
+            cast(Request, request).notifyFinish().addBoth(
                 lambda _: self.metrics.observe_assign(time.perf_counter() - started))
         if name in HEALTH and self.health is not None:
             return self._whole_path(self.health, request)
@@ -79,6 +85,8 @@ class ManagerRoot(Resource):
             return self._whole_path(self.operator, request)
         if name in LEGACY_OPERATOR and not self.access.same_origin(request):
             return RefusalPage(Refusal(403, "cross-origin request refused"))
+        if name in LOCAL_OPERATOR:
+            return self._whole_path(self.local_operator, request)
         return self._whole_path(self.workers, request)
 
     @staticmethod

@@ -43,12 +43,18 @@ STDOUT = "-"
 class _StandardOutput:
     """The real standard output (twistd has redirected `sys.stdout` into the log)."""
 
+    def __init__(self) -> None:
+        stream = sys.__stdout__
+        if stream is None:
+            raise RuntimeError("--access-log -: this process has no standard output")
+        self.stream = stream
+
     def write(self, text: str) -> None:
-        sys.__stdout__.write(text)
-        sys.__stdout__.flush()
+        self.stream.write(text)
+        self.stream.flush()
 
     def close(self) -> None:
-        sys.__stdout__.flush()
+        self.stream.flush()
 
 
 def _quoted(value: bytes | str | None) -> str:
@@ -67,9 +73,9 @@ def combined_log_line(timestamp: str, request) -> str:
 
 
 class ManagerSite(Site):
-    """Serves with WorkerRequest. `access_log`: empty for none, a file name (appended to), or `-` for standard output;
-    lines in the combined log format. Twisted's default, one info log event per request,
-    is never written."""
+    """Serves with WorkerRequest. `access_log`: empty for none, a file name (appended to), or
+    `-` for standard output; lines in the combined log format. Twisted's default, one info log
+    event per request, is never written."""
 
     noisy = False
     displayTracebacks = False
