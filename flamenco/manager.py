@@ -29,7 +29,7 @@ from flamenco.standalone.wiring import build_standalone
 from flamenco.store.interface import IStore, StoreUnusable
 from flamenco.store.observed import ObservedStore
 from flamenco.task_logs import TaskLogs
-from flamenco.task_updates import TaskUpdateService, ping_resolution_for
+from flamenco.task_updates import TaskUpdateService
 from flamenco.test_tasks import TestTasks
 from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.updates import UpdateQueue
@@ -38,6 +38,7 @@ from flamenco.web.resource_tree import WebServices, build_resource
 from flamenco.worker_actions import WorkerActions
 from flamenco.worker_requests import WorkerRequests
 from flamenco.workers import WorkerService
+from flamenco.write_resolution import resolution_for
 
 log = Logger()
 
@@ -207,7 +208,7 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
     )
     task_updates = TaskUpdateService(
         store, updates, failures,
-        ping_resolution=ping_resolution_for(config.active_task_timeout_interval_seconds))
+        ping_resolution=resolution_for(config.active_task_timeout_interval_seconds))
     hashing = HashingPool(reactor, threads=config.worker_secret_hashing_threads)
     HashingService(hashing).setServiceParent(services)
     limiter = FailedAuthLimiter(clock, config.worker_auth_failure_limit,
@@ -216,7 +217,9 @@ def build_manager(config: Config, store, clock: IReactorTime | None = None, *,
                             registration=config.registration_mode,
                             registration_secret=config.worker_registration_secret,
                             bcrypt_rounds=bcrypt_rounds or config.worker_secret_bcrypt_cost,
-                            quarantine=quarantine)
+                            quarantine=quarantine,
+                            seen_resolution=resolution_for(
+                                config.active_worker_timeout_interval_seconds))
     timeouts = TaskTimeoutChecker(
         store, updates, clock,
         timeout=config.active_task_timeout_interval_seconds,

@@ -12,25 +12,17 @@ from flamenco.errors import TaskConflict, UnknownTask
 from flamenco.store.interface import IStore
 from flamenco.task_logs import update_digest
 from flamenco.updates import UpdateQueue
+from flamenco.write_resolution import MAX_RESOLUTION_SECONDS
 
 log = Logger()
-
-#: A may-i-run poll records the Worker's ping on its task only when the last recorded one is
-#: at least this old (a Worker polls every few seconds and sends updates, which ping too, in
-#: between), so the task timeout check sees pings at most this much older than they were.
-#: The Manager uses less when the task timeout is short (see `ping_resolution_for`).
-PING_RESOLUTION_SECONDS = 5.0
-
-
-def ping_resolution_for(task_timeout: float) -> float:
-    """At most a twelfth of the task timeout (5 s for the default 60 s)."""
-    return min(PING_RESOLUTION_SECONDS, task_timeout / 12)
 
 
 class TaskUpdateService:
     def __init__(self, store: IStore, updates: UpdateQueue,
                  failures: FailureHandling | None = None,
-                 ping_resolution: float = PING_RESOLUTION_SECONDS):
+                 ping_resolution: float = MAX_RESOLUTION_SECONDS):
+        """A may-i-run poll records the Worker's ping on its task only when the recorded one
+        is `ping_resolution` seconds old (`write_resolution`); updates always ping."""
         self.store = store
         self.updates = updates
         self.failures = failures

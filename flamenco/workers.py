@@ -24,14 +24,12 @@ from flamenco.store.interface import IStore
 from flamenco.task_updates import TaskUpdateService
 from flamenco.timefmt import utc_now
 from flamenco.upstream import ITaskSource
+from flamenco.write_resolution import MAX_RESOLUTION_SECONDS
 
 log = Logger()
 
 #: How long a verified secret is trusted without running bcrypt again.
 CREDENTIAL_CACHE_SECONDS = 300.0
-#: `last_activity` is rewritten at most this often when nothing else about a worker changes,
-#: which saves a database write on most of a busy worker's requests.
-SEEN_RESOLUTION_SECONDS = 5.0
 
 
 def looks_like_2x(user_agent: str) -> bool:
@@ -89,7 +87,10 @@ class WorkerService:
     def __init__(self, store: IStore, task_updates: TaskUpdateService, task_source: ITaskSource,
                  clock: IReactorTime,
                  hashing: HashingPool, limiter: FailedAuthLimiter, *, registration: str = "open",
-                 registration_secret: str = "", bcrypt_rounds: int = 10, quarantine=None):
+                 registration_secret: str = "", bcrypt_rounds: int = 10, quarantine=None,
+                 seen_resolution: float = MAX_RESOLUTION_SECONDS):
+        """`last_activity` is rewritten only when the stored one is `seen_resolution` seconds
+        old and nothing else about the Worker changes (`write_resolution`)."""
         self.store = store
         #: `quarantine.SickWorkers`: an operator's `awake` request ends a quarantine.
         self.quarantine = quarantine
@@ -102,6 +103,7 @@ class WorkerService:
         self.registration_secret = registration_secret
         self.bcrypt_rounds = bcrypt_rounds
         self.credentials = CredentialCache(clock)
+        self.seen_resolution = seen_resolution
 
     def now(self):
         return utc_now(self.clock)
@@ -181,7 +183,7 @@ class WorkerService:
         now = self.now()
         changes: dict = {}
         if (worker.last_activity is None
-                or (now - worker.last_activity).total_seconds() >= SEEN_RESOLUTION_SECONDS):
+                or (now - worker.last_activity).total_seconds() >= self.seen_resolution):
             changes["last_activity"] = now
         if address and address != worker.address:
             changes["address"] = address

@@ -201,6 +201,17 @@ class SeenTests(TestCase):
         self.assertEqual((await m.store.get_worker(auth[0])).last_activity,
                          m.manager.updates.now())
 
+    async def test_a_short_worker_timeout_records_activity_more_often(self):
+        # With a 1.5 s Worker timeout, 5 s of lag would time out Workers that are busy.
+        m = await InProcessManager(self, active_worker_timeout_interval_seconds=1.5,
+                                   active_task_timeout_interval_seconds=1.5).start()
+        auth = await m.register()
+        await m.request("POST", "/task", auth=auth)
+        m.clock.advance(0.5)
+        await m.request("POST", "/task", auth=auth)
+        self.assertEqual((await m.store.get_worker(auth[0])).last_activity,
+                         m.manager.updates.now())
+
     async def test_a_user_agent_of_flamenco_worker_marks_a_2x_worker(self):
         m = await InProcessManager(self).start()
         auth = await m.register(generation="2.0")

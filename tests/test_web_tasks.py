@@ -4,7 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from flamenco import statuses
 from flamenco.ids import new_object_id
-from flamenco.task_updates import PING_RESOLUTION_SECONDS
+from flamenco.write_resolution import MAX_RESOLUTION_SECONDS
 from tests.factories import task_doc
 from tests.inprocess import InProcessManager
 
@@ -300,7 +300,7 @@ class MayIRunTests(TestCase):
         farm.m.clock.advance(42)
         await farm.may_i_run(auth, task_id)
         pinged = (await farm.store.get_task(task_id)).last_worker_ping
-        farm.m.clock.advance(PING_RESOLUTION_SECONDS - 1)
+        farm.m.clock.advance(MAX_RESOLUTION_SECONDS - 1)
         self.assertEqual((await farm.may_i_run(auth, task_id)).json, {"may_keep_running": True})
         self.assertEqual((await farm.store.get_task(task_id)).last_worker_ping, pinged)
         farm.m.clock.advance(1)
