@@ -11,6 +11,7 @@ from openapi_spec_validator import validate
 from twisted.trial.unittest import TestCase
 
 from flamenco import config
+from flamenco.web.local_operator_api import LocalOperatorAPI
 from flamenco.web.workers_api import WorkerAPI
 
 REPO_ROOT = Path(__file__).parent.parent
@@ -25,9 +26,11 @@ def _without_parameter_names(path: str) -> str:
 
 
 def worker_routes() -> set[tuple[str, str]]:
-    """(path, method) of every route of the Worker API's Klein app (HEAD/OPTIONS implied)."""
+    """(path, method) of every route served on the Workers' port outside the operator area:
+    the Worker API's and the loopback operator endpoints' Klein apps (HEAD/OPTIONS implied)."""
     routes = set()
-    for rule in WorkerAPI.app.url_map.iter_rules():
+    rules = [*WorkerAPI.app.url_map.iter_rules(), *LocalOperatorAPI.app.url_map.iter_rules()]
+    for rule in rules:
         for method in rule.methods:
             if method.lower() in HTTP_METHODS:
                 routes.add((_without_parameter_names(rule.rule), method.lower()))
@@ -106,3 +109,12 @@ class LinkTests(TestCase):
         pages = [REPO_ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
         outside = [page.name for page in pages if "../shared" in page.read_text("utf-8")]
         self.assertEqual(outside, [])
+
+
+class ArchitecturePageTests(TestCase):
+    def test_every_module_of_the_package_is_described(self):
+        page = (DOCS / "architecture.md").read_text("utf-8")
+        package = REPO_ROOT / "flamenco"
+        missing = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
+                   if path.name != "__init__.py" and f"{path.name}" not in page]
+        self.assertEqual(missing, [], "modules the architecture page does not name")
