@@ -94,11 +94,11 @@ def prepare(name: str, config_path: str, yes: bool, stdin: TextIO | None,
     """The store to work on, once the configuration is read and the erasing confirmed."""
     try:
         config, warnings = load_config(config_path)
+        store = store_for(config)
     except ConfigError as error:
         raise Refused(str(error), EXIT_FAILED) from None
     for warning in warnings:
         stderr.write(f"{PROGRAM}: {config_path}: {warning}\n")
-    store = store_for(config)
     if not yes:
         confirm(name, store, stdin, stderr)
     return store

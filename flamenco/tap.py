@@ -90,11 +90,11 @@ def makeService(options: Options) -> IService:
 
     try:
         config, warnings = load_config(options["config"])
+        store = store_for(config)
     except ConfigError as error:
         raise SystemExit(f"flamenco-manager: {error}") from None
     for warning in warnings:
         log.warn("{config}: {warning}", config=options["config"], warning=warning)
-    store = store_for(config)
     try:
         tls = tls_options(config) if config.tls else None
     except StartupFailure as failure:

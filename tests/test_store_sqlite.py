@@ -241,6 +241,15 @@ store.store_server_tasks([task], now)
 assert store.get_task(task["_id"]).result.status == "queued"
 assert job_store_for(store).list_jobs().result == []
 store.close()
+
+from flamenco.config import Config, ConfigError
+from flamenco.store import store_for
+try:
+    store_for(Config(database_url="mongodb://127.0.0.1:1/flamenco"))
+except ConfigError as error:
+    print(error)
+else:
+    raise AssertionError("a MongoDB store without its driver")
 """
 
 
@@ -250,3 +259,7 @@ class SQLiteWithoutMongoDriverTests(TestCase):
             [sys.executable, "-c", _WITHOUT_MONGO_DRIVER], capture_output=True, text=True,
             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), check=False)
         self.assertEqual((result.returncode, result.stderr), (0, ""))
+        # And a mongodb:// URL is one configuration line naming what to install.
+        self.assertEqual(result.stdout, "database_url: a mongodb:// URL needs the MongoDB driver"
+                         " (txmongo, pymongo), which is not installed:"
+                         " pip install 'flamenco-manager[mongodb]'\n")
