@@ -3,74 +3,37 @@ subprocesses on a real SQLite file (and a MongoDB database): exact lines, exit s
 what is left in the database."""
 
 import os
-import sys
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import TestCase
 
 from flamenco.store.sqlite import SQLiteStore
 from flamenco.upstream import DEPSGRAPH_TIMESTAMP
+from tests.child_process import run_python
 from tests.factories import T0, task_doc, update
 from tests.mongo_fixture import database_url, fresh_name, fresh_store, server_url
 from tests.test_tap import twistd
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMESTAMP = "2018-01-10T09:15:02.481000+00:00"
 UNTOUCHED = (2, TIMESTAMP, 1)
-
-
-class _Collect(ProcessProtocol):
-    def __init__(self, stdin: bytes | None):
-        self.stdin = stdin  # None: the child's standard input is not a pipe of ours
-        self.out = b""
-        self.err = b""
-        self.done = Deferred()
-
-    def connectionMade(self):
-        if self.stdin is not None:
-            self.transport.write(self.stdin)
-            self.transport.closeStdin()
-
-    def outReceived(self, data):
-        self.out += data
-
-    def errReceived(self, data):
-        self.err += data
-
-    def processEnded(self, reason):
-        self.done.callback((reason.value.exitCode, self.out.decode(), self.err.decode()))
 
 
 def command(testcase, *args, stdin=b"", terminal_input=None):
     """Run `flamenco-manager ARGS` (`python -m flamenco.jobs_cli`, this checkout); fires
     (exit status, stdout, stderr). With `terminal_input`, standard input is a pseudo-terminal
     holding those bytes, as when an operator types them."""
-    env = dict(os.environ, PYTHONPATH=REPO)
-    argv = [sys.executable, "-m", "flamenco.jobs_cli", *args]
     child_fds: dict[int, int | str] = {1: "r", 2: "r"}
     if terminal_input is None:
-        protocol = _Collect(stdin)
         child_fds[0] = "w"
-    else:
-        protocol = _Collect(None)
-        controller, terminal = os.openpty()
-        os.write(controller, terminal_input)
-        child_fds[0] = terminal
-        testcase.addCleanup(os.close, controller)
-    process = reactor.spawnProcess(protocol, sys.executable, argv, env=env, path=REPO,
-                                   childFDs=child_fds)
-    if terminal_input is not None:
-        os.close(terminal)
-
-    def kill_if_running():
-        if process.pid is not None:
-            process.signalProcess("KILL")
-            return protocol.done
-
-    testcase.addCleanup(kill_if_running)
-    return protocol.done
+        return run_python(testcase, "-m", "flamenco.jobs_cli", *args, stdin=stdin,
+                          child_fds=child_fds)
+    controller, terminal = os.openpty()
+    os.write(controller, terminal_input)
+    child_fds[0] = terminal
+    testcase.addCleanup(os.close, controller)
+    done = run_python(testcase, "-m", "flamenco.jobs_cli", *args, stdin=None,
+                      child_fds=child_fds)
+    os.close(terminal)
+    return done
 
 
 class SQLiteMaintenanceTests(TestCase):

@@ -2,36 +2,11 @@
 TLS. (`--cleanslate` and `--purgequeue`: tests/test_maintenance.py.)"""
 
 import os
-import sys
 
 from twisted.internet import reactor
-from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class _Collect(ProcessProtocol):
-    def __init__(self, stdin: bytes):
-        self.stdin = stdin
-        self.out = b""
-        self.err = b""
-        self.done = Deferred()
-
-    def connectionMade(self):
-        self.transport.write(self.stdin)
-        self.transport.closeStdin()
-
-    def outReceived(self, data):
-        self.out += data
-
-    def errReceived(self, data):
-        self.err += data
-
-    def processEnded(self, reason):
-        self.done.callback((reason.value.exitCode, self.out.decode(), self.err.decode()))
+from tests.child_process import run_python
 
 
 def twistd(testcase, *args, stdin=b""):
@@ -39,19 +14,8 @@ def twistd(testcase, *args, stdin=b""):
 
     A process still running when the test ends (it failed or timed out) is killed.
     """
-    protocol = _Collect(stdin)
-    env = dict(os.environ, PYTHONPATH=REPO)
-    argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-            "--nodaemon", "--pidfile=", "flamenco-manager", *args]
-    process = reactor.spawnProcess(protocol, sys.executable, argv, env=env, path=REPO)
-
-    def kill_if_running():
-        if process.pid is not None:
-            process.signalProcess("KILL")
-            return protocol.done
-
-    testcase.addCleanup(kill_if_running)
-    return protocol.done
+    return run_python(testcase, "-c", "from twisted.scripts.twistd import run; run()",
+                      "--nodaemon", "--pidfile=", "flamenco-manager", *args, stdin=stdin)
 
 
 class CommandLineTests(TestCase):

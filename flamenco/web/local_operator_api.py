@@ -6,7 +6,6 @@ from __future__ import annotations
 from klein import Klein
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from flamenco.documents import decode_json_object
 from flamenco.errors import BadRequest, Forbidden, UnknownTask
@@ -19,8 +18,8 @@ from flamenco.timeouts import TaskTimeoutChecker
 from flamenco.upstream import ITaskSource
 from flamenco.web.access import is_local_peer, peer_host
 from flamenco.web.responses import (
-    endpoint, form_args, json_error, json_response, method_not_allowed, no_content,
-    no_such_endpoint, read_body, user_agent,
+    endpoint, form_args, json_error, json_response, json_routing_errors, no_content, read_body,
+    user_agent,
 )
 from flamenco.worker_actions import WorkerAction, WorkerActions
 
@@ -32,7 +31,7 @@ PATHS = frozenset({b"worker-action", b"blocklist", b"set-sleep-schedule", b"slee
 
 
 class LocalOperatorAPI:
-    app = Klein()
+    app = json_routing_errors(Klein())
     # As in WorkerAPI: a path with `//` in it is answered 404, not redirected.
     app.url_map.merge_slashes = False
 
@@ -48,14 +47,6 @@ class LocalOperatorAPI:
         self.task_source = task_source
         self.timeouts = timeouts
         self.max_body = max_body
-
-    @app.handle_errors(NotFound)
-    def not_found(self, request, failure):
-        return no_such_endpoint(request)
-
-    @app.handle_errors(MethodNotAllowed)
-    def wrong_method(self, request, failure):
-        return method_not_allowed(request)
 
     @staticmethod
     def _require_loopback(request: IRequest) -> None:

@@ -6,15 +6,13 @@ import json
 
 from klein import Klein
 from twisted.web.iweb import IRequest
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from flamenco.errors import BadRequest
 from flamenco.farm_view import FarmView
 from flamenco.previews import Previews
 from flamenco.upstream.health import UpstreamHealth
 from flamenco.web.responses import (
-    endpoint, json_error, json_response, method_not_allowed, no_content, no_such_endpoint,
-    read_body,
+    endpoint, json_error, json_response, json_routing_errors, no_content, read_body,
 )
 
 MAX_BODY = 64 * 1024
@@ -35,21 +33,13 @@ def _whole_number(request: IRequest, name: str, default: int) -> int:
 
 
 class OperatorAPI:
-    app = Klein()
+    app = json_routing_errors(Klein())
     max_body = MAX_BODY
 
     def __init__(self, farm: FarmView, health: UpstreamHealth, previews: Previews):
         self.farm = farm
         self.health = health
         self.previews = previews
-
-    @app.handle_errors(NotFound)
-    def not_found(self, request, failure):
-        return no_such_endpoint(request)
-
-    @app.handle_errors(MethodNotAllowed)
-    def wrong_method(self, request, failure):
-        return method_not_allowed(request)
 
     # -- the farm --------------------------------------------------------------------------------
     @app.route("/api/farm", methods=["GET"])

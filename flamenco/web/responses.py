@@ -7,9 +7,12 @@ import functools
 import json
 from urllib.parse import parse_qs
 
+from klein import Klein
 from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from flamenco.auth_limits import TooManyFailures
 from flamenco.documents import InvalidDocument
@@ -130,11 +133,17 @@ def endpoint(handler=None, *, when_store_unavailable=None):
     return wrapper
 
 
-def no_such_endpoint(request: IRequest) -> bytes:
-    """The 404 of a Klein app for a path none of its routes matches."""
-    return json_error(request, 404, f"no such endpoint: {request.path.decode('latin-1')}")
+def json_routing_errors(app: Klein) -> Klein:
+    """Answer the paths none of `app`'s routes matches (404) and the methods a route does not
+    serve (405) with JSON errors, as every other refusal is answered."""
 
+    @app.handle_errors(NotFound)
+    def no_such_endpoint(self: object, request: IRequest, failure: Failure) -> bytes:
+        return json_error(request, 404, f"no such endpoint: {request.path.decode('latin-1')}")
 
-def method_not_allowed(request: IRequest) -> bytes:
-    """The 405 of a Klein app for a route asked with a method it does not serve."""
-    return json_error(request, 405, f"method {request.method.decode('latin-1')} not allowed here")
+    @app.handle_errors(MethodNotAllowed)
+    def method_not_allowed(self: object, request: IRequest, failure: Failure) -> bytes:
+        return json_error(request, 405,
+                          f"method {request.method.decode('latin-1')} not allowed here")
+
+    return app

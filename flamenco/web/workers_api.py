@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from klein import Klein
 from twisted.web.iweb import IRequest
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from flamenco.documents import (
     Worker, WorkerRegistration, WorkerSignOn, WorkerTaskUpdate, decode_json_object,
@@ -18,8 +17,7 @@ from flamenco.farm_view import FarmView
 from flamenco.ids import is_object_id, normalise_object_id
 from flamenco.web.access import peer_host
 from flamenco.web.responses import (
-    endpoint, json_response, method_not_allowed, no_content, no_such_endpoint, read_body,
-    user_agent,
+    endpoint, json_response, json_routing_errors, no_content, read_body, user_agent,
 )
 from flamenco.worker_requests import WHILE_STORE_UNAVAILABLE, Contact, WorkerRequests
 from flamenco.workers import WorkerService
@@ -40,7 +38,7 @@ def _task_id(raw: str) -> str:
 
 
 class WorkerAPI:
-    app = Klein()
+    app = json_routing_errors(Klein())
     # Werkzeug would answer a path with `//` in it (`/tasks/..%2f/update`) with a 308 redirect.
     app.url_map.merge_slashes = False
 
@@ -60,15 +58,6 @@ class WorkerAPI:
 
     def _json_body(self, request: IRequest, what: str) -> dict:
         return decode_json_object(read_body(request, self.max_body), what)
-
-    # -- unknown routes and methods --------------------------------------------------------------
-    @app.handle_errors(NotFound)
-    def not_found(self, request, failure):
-        return no_such_endpoint(request)
-
-    @app.handle_errors(MethodNotAllowed)
-    def wrong_method(self, request, failure):
-        return method_not_allowed(request)
 
     # -- status ----------------------------------------------------------------------------------
     @app.route("/", methods=["GET"])
