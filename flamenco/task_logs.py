@@ -6,13 +6,15 @@
    digest of the last Worker update appended.
 2. An update's log is appended *before* the update is queued: the file is first cut back to
    the committed length (dropping what an earlier, unfinished attempt may have left), then
-   the text is appended, then the update is queued, then the new mark is stored. Only after
-   all of that does the Worker get its `204`.
-3. Killed before the mark is stored, the Manager never said `204`: the Worker sends the
-   update again, and step 2 cuts the file back and appends it once more, so the file holds
-   it once. Killed after, or when only the `204` was lost: the Worker's re-send has the
-   stored digest and is recognised (its sign of life still counts; nothing is appended or
-   queued again).
+   the text is appended, then the update is queued together with the new mark (in one
+   transaction on SQLite; on MongoDB the mark is written right after the update). Only after
+   that does the Worker get its `204`.
+3. Killed before the update and its mark are stored, the Manager never said `204`: the Worker
+   sends the update again, and step 2 cuts the file back and appends it once more, so the
+   file holds it once. Killed after, or when only the `204` was lost: the Worker's re-send has
+   the stored digest and is recognised (its sign of life still counts; nothing is appended or
+   queued again). Were the mark stored after the update in a separate commit, a kill between
+   the two would queue the re-send a second time, and the Server would get its log twice.
 4. Rotation (when a task is handed out again) renames the file before the mark is reset, so
    a kill in between leaves a shorter file than the mark says, and appends start at the
    file's real end (the mark is only an upper bound).
@@ -80,14 +82,12 @@ class TaskLogs:
         return mark is not None and bool(digest) and mark.digest == digest
 
     async def logged(self, task_id: str, text: str, digest: str, queue) -> None:
-        """Append `text` to the task's file around `queue()` (which queues the update),
-        in the order described in the module docstring. Holds the task's lock."""
+        """Append `text` to the task's file, then `queue(mark)`: queue the update together
+        with the file's new mark (None: no file), as the module docstring describes. Holds
+        the task's lock."""
         async with self.lock(task_id):
             try:
-                mark = await self._append(task_id, text, digest)
-                await queue()
-                if mark is not None:
-                    await self.store.farm.set_log_mark(task_id, mark)
+                await queue(await self._append(task_id, text, digest))
             finally:
                 self._release(task_id)
 

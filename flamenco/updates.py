@@ -8,6 +8,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from flamenco.documents import TaskUpdate
 from flamenco.ids import new_object_id
+from flamenco.store.farm import LogMark
 from flamenco.store.interface import IStore
 from flamenco.task_logs import TaskLogs
 from flamenco.timefmt import log_stamp, utc_now
@@ -33,9 +34,9 @@ class UpdateQueue:
         update = TaskUpdate(id=new_object_id(), task_id=task_id,
                             received_on_manager=self.now(), **fields)
 
-        async def queue_it():
+        async def queue_it(log_mark: LogMark | None = None):
             await self.store.queue_update(update, worker_id=worker_id, ping=ping,
-                                          from_worker=from_worker)
+                                          from_worker=from_worker, log_mark=log_mark)
 
         if self.task_logs is not None and update.log:
             await self.task_logs.logged(task_id, update.log, digest, queue_it)

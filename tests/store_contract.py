@@ -510,6 +510,18 @@ class FarmContract:
         await store.farm.set_log_mark(task_id, LogMark(JOB_ID, 25, "def"))
         self.assertEqual(await store.farm.log_mark(task_id), LogMark(JOB_ID, 25, "def"))
 
+    async def test_an_update_queued_with_a_log_mark_stores_both(self):
+        from flamenco.store.farm import LogMark
+
+        store = await self.store()
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        u = update(doc["_id"], activity="rendering", log="frame 1 done")
+        await store.queue_update(u, log_mark=LogMark(JOB_ID, 13, "digest-1"))
+        self.assertEqual(await store.queued_updates(5), [u])
+        self.assertEqual(await store.farm.log_mark(doc["_id"]), LogMark(JOB_ID, 13, "digest-1"))
+        self.assertEqual((await store.get_task(doc["_id"])).doc["activity"], "rendering")
+
     async def test_remove_old_tasks_spares_active_recent_and_queued(self):
         from flamenco.store.farm import LogMark, OldTask
 

@@ -99,6 +99,30 @@ class SQLiteStoreTests(TestCase):
                 self.assertNotRegex(plan, r"\bSCAN (tasks|task_\w+|blocklist)\b(?! USING)",
                                     statement)
 
+    async def test_an_update_and_its_log_mark_commit_together(self):
+        # A kill between two commits would let the Worker's re-send be queued a second time.
+        from flamenco.store.farm import LogMark
+
+        store = SQLiteStore(self.path())
+        await store.open()
+        self.addCleanup(store.close)
+        doc = task_doc()
+        await store.store_server_tasks([doc], T0)
+        statements: list[str] = []
+        store.connection.db.set_trace_callback(statements.append)
+        try:
+            await store.queue_update(update(doc["_id"], log="line"),
+                                     log_mark=LogMark(JOB_ID, 5, "d"))
+        finally:
+            store.connection.db.set_trace_callback(None)
+        commits = [i for i, sql in enumerate(statements) if sql.startswith("COMMIT")]
+        insert_update = next(i for i, sql in enumerate(statements)
+                             if sql.startswith("INSERT INTO task_updates"))
+        insert_mark = next(i for i, sql in enumerate(statements)
+                           if sql.startswith("INSERT INTO task_logs"))
+        self.assertEqual(len(commits), 1, statements)
+        self.assertLess(max(insert_update, insert_mark), commits[0])
+
     async def test_schema_index_conditions_are_the_statuses_of_flamenco_statuses(self):
         # A partial index is used only by queries repeating its condition term for term: the
         # schema file's condition must read as the store's queries do.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 from zope.interface import implementer
@@ -26,6 +27,15 @@ def _quarantine(row) -> Quarantine:
     worker_id, reason, since, released = row
     return Quarantine(worker_id, reason, stored_time(since),
                       from_epoch(released))
+
+
+def store_log_mark(cursor: sqlite3.Cursor, task_id: str, mark: LogMark) -> None:
+    """Write a task's log mark in the transaction of `cursor`."""
+    cursor.execute(
+        "INSERT INTO task_logs (task_id, job_id, length, digest) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (task_id) DO UPDATE SET job_id = excluded.job_id,"
+        " length = excluded.length, digest = excluded.digest",
+        (task_id, mark.job_id, mark.length, mark.digest))
 
 
 @implementer(IFarmStore)
@@ -196,11 +206,7 @@ class SQLiteFarm(SQLitePart):
     @sqlite_call
     def set_log_mark(self, task_id, mark: LogMark):
         with self._transaction() as cursor:
-            cursor.execute(
-                "INSERT INTO task_logs (task_id, job_id, length, digest) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (task_id) DO UPDATE SET job_id = excluded.job_id,"
-                " length = excluded.length, digest = excluded.digest",
-                (task_id, mark.job_id, mark.length, mark.digest))
+            store_log_mark(cursor, task_id, mark)
 
     # -- housekeeping ----------------------------------------------------------------------------
     @sqlite_call

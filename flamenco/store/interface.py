@@ -112,13 +112,16 @@ class IStore(Interface):
         """Delete every local task (cleanslate). Fires with the number deleted."""
 
     # -- the outgoing update queue ---------------------------------------------------------------
-    def queue_update(update, worker_id=None, ping=None, from_worker=False):
+    def queue_update(update, worker_id=None, ping=None, from_worker=False, log_mark=None):
         """Durably queue a `documents.TaskUpdate` and apply it to the local task in one step:
 
         status per §4.3 (kept when `cancel-requested` and the new one does not end the task),
         activity and worker when non-empty, last_updated = received_on_manager, plus worker_id
         and last_worker_ping when given; worker_reported when `from_worker` (the bound Worker
         sent it). An update for an unknown task is still queued.
+        `log_mark` (a `farm.LogMark`), when given, becomes the task's log mark with the
+        update: in its transaction on SQLite, right after it on MongoDB, so that a Worker's
+        re-send of an update that was queued is recognised (`task_logs`).
         Fires once it is on disk."""
 
     def queued_updates(limit):

@@ -49,6 +49,7 @@ from zope.interface import implementer
 from flamenco import statuses
 from flamenco.documents import Task, TaskUpdate, Worker
 from flamenco.store.availability import Availability
+from flamenco.store.farm import LogMark
 from flamenco.store.interface import IStore, StoreUnavailable, task_changes_for_update
 from flamenco.store.mongo_claims import _CANDIDATE_FIELDS, CLAIM_STALE, MongoClaims, _Candidates
 from flamenco.store.mongo_connection import (
@@ -338,11 +339,15 @@ class MongoStore(MongoClaims, MongoParentGraph, MongoFarmViews):
     @_store_call
     async def queue_update(
         self, update: TaskUpdate, worker_id: str | None = None, ping: datetime | None = None,
-        from_worker: bool = False,
+        from_worker: bool = False, log_mark: LogMark | None = None,
     ) -> None:
         doc = update.to_upstream()
         doc["_fm_seq"] = update.received_on_manager.timestamp()
         await self._db(self._coll(QUEUE, durable=True).insert_one(doc))
+        if log_mark is not None:
+            # No transaction across collections here: the mark follows at once, so that only a
+            # crash between the two writes lets the Worker's re-send be queued a second time.
+            await self.farm.set_log_mark(update.task_id, log_mark)
         # Queued durably; now the local task. (If the process dies here, the update still goes
         # upstream and the next download refreshes the task.)
         if not update.task_status:

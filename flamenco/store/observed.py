@@ -68,7 +68,8 @@ class ObservedStore:
 
         return self._store.set_task_status(task_id, status, only_from).addCallback(changed)
 
-    def queue_update(self, update: TaskUpdate, worker_id=None, ping=None, from_worker=False):
+    def queue_update(self, update: TaskUpdate, worker_id=None, ping=None, from_worker=False,
+                     log_mark=None):
         def queued(result):
             event: dict = {"id": update.task_id, "progress": update.task_progress_percentage}
             if update.task_status:
@@ -83,7 +84,8 @@ class ObservedStore:
             return result
 
         return self._store.queue_update(update, worker_id=worker_id, ping=ping,
-                                        from_worker=from_worker).addCallback(queued)
+                                        from_worker=from_worker,
+                                        log_mark=log_mark).addCallback(queued)
 
     def store_server_tasks(self, docs, now):
         def stored(result):

@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 
 from flamenco.documents import TaskUpdate
+from flamenco.store.farm import LogMark
+from flamenco.store.farm_sqlite import store_log_mark
 from flamenco.store.interface import task_changes_for_update
 from flamenco.store.sqlite_connection import SQLitePart, sqlite_call
 
@@ -16,7 +18,7 @@ class SQLiteUpdateQueue(SQLitePart):
     @sqlite_call
     def queue_update(
         self, update: TaskUpdate, worker_id: str | None = None, ping: datetime | None = None,
-        from_worker: bool = False,
+        from_worker: bool = False, log_mark: LogMark | None = None,
     ) -> None:
         with self._transaction() as cursor:
             cursor.execute(
@@ -24,6 +26,8 @@ class SQLiteUpdateQueue(SQLitePart):
                 (update.id, update.task_id,
                  json.dumps(update.to_upstream(), separators=(",", ":"))),
             )
+            if log_mark is not None:
+                store_log_mark(cursor, update.task_id, log_mark)
             row = cursor.execute(
                 "SELECT status FROM tasks WHERE id = ?", (update.task_id,)
             ).fetchone()
