@@ -78,3 +78,23 @@ class InProcessManager:
         }, headers=headers)
         assert response.code == 200, response.body
         return response.json["_id"], secret
+
+
+class TaskFarm:
+    """An in-process Manager with Server tasks loaded, and the requests tests make as Workers."""
+
+    def __init__(self, testcase, **config):
+        self.m = InProcessManager(testcase, **config)
+
+    async def start(self, *docs):
+        await self.m.start()
+        if docs:
+            await self.m.store.store_server_tasks(list(docs), self.m.manager.updates.now())
+        return self
+
+    @property
+    def store(self):
+        return self.m.store
+
+    async def ask(self, auth) -> Response:
+        return await self.m.request("POST", "/task", auth=auth)

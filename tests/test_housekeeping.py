@@ -6,28 +6,18 @@ from twisted.trial.unittest import TestCase
 
 from flamenco import statuses
 from tests.factories import task_doc
-from tests.inprocess import InProcessManager
+from tests.inprocess import TaskFarm
 
 
-class Farm:
+class Farm(TaskFarm):
     def __init__(self, testcase, **config):
         config.setdefault("task_logs_path", testcase.mktemp())
         # Commits at once (no group commit on the real reactor): the timers run on a Clock.
-        self.m = InProcessManager(testcase, database_sync="normal", **config)
+        super().__init__(testcase, database_sync="normal", **config)
         self.testcase = testcase
 
-    async def start(self, *docs):
-        await self.m.start()
-        if docs:
-            await self.m.store.store_server_tasks(list(docs), self.m.manager.updates.now())
-        return self
-
-    @property
-    def store(self):
-        return self.m.store
-
     async def take(self, auth):
-        response = await self.m.request("POST", "/task", auth=auth)
+        response = await self.ask(auth)
         return response.json["_id"] if response.code == 200 else response.code
 
     def advance(self, seconds):

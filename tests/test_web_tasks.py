@@ -6,32 +6,19 @@ from flamenco import statuses
 from flamenco.ids import new_object_id
 from flamenco.write_resolution import MAX_RESOLUTION_SECONDS
 from tests.factories import task_doc
-from tests.inprocess import InProcessManager
+from tests.inprocess import TaskFarm
 
 VARIABLES = {"blender": {"linux": "/opt/blender/blender", "windows": "c:/blender.exe"}}
 
 
-class Farm:
+class Farm(TaskFarm):
     """An in-process Manager with tasks loaded and helpers to act as workers."""
 
     def __init__(self, testcase):
-        self.m = InProcessManager(testcase, variables=VARIABLES)
-
-    async def start(self, *docs):
-        await self.m.start()
-        if docs:
-            await self.m.store.store_server_tasks(list(docs), self.m.manager.updates.now())
-        return self
-
-    @property
-    def store(self):
-        return self.m.store
+        super().__init__(testcase, variables=VARIABLES)
 
     async def worker(self, **kwargs):
         return await self.m.register(**kwargs)
-
-    async def ask(self, auth):
-        return await self.m.request("POST", "/task", auth=auth)
 
     async def update(self, auth, task_id, body=None, raw=None):
         return await self.m.request("POST", f"/tasks/{task_id}/update", auth=auth,
