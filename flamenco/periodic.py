@@ -1,5 +1,6 @@
-"""A job run a while after start-up and then periodically, on the injected clock, guarded by a
-store lease so that only one of several Managers sharing a database runs it at a time."""
+"""Periodic work on the injected clock: `PeriodicJob`, a job run a while after start-up and
+then periodically, guarded by a store lease so that only one of several Managers sharing a
+database runs it at a time; and `Rounds`, a timer whose round can also be started by hand."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime, timedelta
 
 from twisted.application.internet import TimerService
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -70,4 +72,42 @@ class PeriodicJob(TimerService):
         return await self.run(now)
 
     async def run(self, now: datetime):
+        raise NotImplementedError
+
+
+class Rounds(TimerService):
+    """Runs `_round()` every `interval` seconds and when `inspect()` is called; a round is
+    skipped while one runs, and stopping waits for the one in flight, however it started
+    (a `TimerService` alone waits only for the rounds its timer started)."""
+
+    def __init__(self, interval: float):
+        super().__init__(interval, self.inspect)
+        self._busy: defer.Deferred | None = None
+
+    def stopService(self):
+        stopped = super().stopService()
+        if self._busy is None:
+            return stopped
+        return defer.gatherResults([stopped, self._busy])
+
+    def inspect(self) -> defer.Deferred:
+        """One round (skipped while one runs); fires when it is done."""
+        if self._busy is not None:
+            return defer.succeed(None)
+        busy = defer.ensureDeferred(self._round())
+        busy.addErrback(self._round_failed)
+        if busy.called:
+            return busy
+        self._busy = busy
+
+        def idle(result):
+            self._busy = None
+            return result
+
+        return busy.addBoth(idle)
+
+    async def _round(self) -> None:
+        raise NotImplementedError
+
+    def _round_failed(self, failure) -> None:
         raise NotImplementedError

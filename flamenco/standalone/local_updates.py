@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from twisted.application.internet import TimerService
-from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from flamenco import statuses
 from flamenco.jobs import status as job_status
+from flamenco.periodic import Rounds
 from flamenco.standalone.local_queue import LocalUpdateQueue
 from flamenco.standalone.service import JobService
 from flamenco.store.interface import StoreUnavailable
@@ -32,15 +31,15 @@ CANCELLING = (job_status.CANCEL_REQUESTED, job_status.FAILED, job_status.CANCELE
 STARTUP_SCAN = 10_000
 
 
-class LocalUpdates(TimerService):
-    """A `TimerService` running one round (`inspect`) every `interval` seconds."""
+class LocalUpdates(Rounds):
+    """One round (`inspect`) every `interval` seconds."""
 
     log = Logger()
 
     def __init__(self, updates: LocalUpdateQueue, jobs: JobService, clock: IReactorTime, *,
                  lease_holder: str, lease_seconds: float, cancel_interval: float,
                  interval: float = 1.0):
-        super().__init__(interval, self.inspect)
+        super().__init__(interval)
         self.updates = updates
         self.jobs = jobs
         self.clock = clock
@@ -50,31 +49,6 @@ class LocalUpdates(TimerService):
         self._started = False
         self._last_cancel_round = float("-inf")
         self._cancel_seen: set[str] = set()
-        self._busy: defer.Deferred | None = None
-
-    def stopService(self):
-        # The timer waits for a round it started; one started by hand (`inspect`) is waited for
-        # too.
-        stopped = super().stopService()
-        if self._busy is None:
-            return stopped
-        return defer.gatherResults([stopped, self._busy])
-
-    def inspect(self) -> defer.Deferred:
-        """One round (skipped while one runs); fires when it is done."""
-        if self._busy is not None:
-            return defer.succeed(None)
-        busy = defer.ensureDeferred(self._round())
-        busy.addErrback(self._round_failed)
-        if busy.called:
-            return busy
-        self._busy = busy
-
-        def idle(result):
-            self._busy = None
-            return result
-
-        return busy.addBoth(idle)
 
     def _round_failed(self, failure) -> None:
         # The store reports its own outages (once); the next round tries again.

@@ -24,7 +24,6 @@ import time
 from datetime import timedelta
 from typing import Callable
 
-from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -32,6 +31,7 @@ from twisted.logger import Logger
 from flamenco import upstream_limits
 from flamenco.cancellation import CancelRequests
 from flamenco.logs import log_failure
+from flamenco.periodic import Rounds
 from flamenco.test_tasks import is_local_task
 from flamenco.timefmt import utc_now
 from flamenco.upstream.client import UpstreamClient, UpstreamError
@@ -39,9 +39,9 @@ from flamenco.upstream.client import UpstreamClient, UpstreamError
 LEASE_NAME = "task-update-push"
 
 
-class UpdatePusher(TimerService):
-    """A `TimerService` calling `inspect` every `inspect_interval` seconds: forcing and
-    back-off are decided inside each inspection, so the timer itself is a plain one."""
+class UpdatePusher(Rounds):
+    """An inspection (`inspect`) every `inspect_interval` seconds: forcing and back-off are
+    decided inside each inspection, so the timer itself is a plain one."""
 
     log = Logger()
 
@@ -50,7 +50,7 @@ class UpdatePusher(TimerService):
                  cancel_interval: float, backoff_max: float, lease_holder: str,
                  lease_seconds: float, give_up_after: int = 0, inspect_interval: float = 1.0,
                  upstream_form=None, log_uploads=None):
-        super().__init__(inspect_interval, self.inspect)
+        super().__init__(inspect_interval)
         self.client = client
         #: TaskUpdate -> the dict pushed (the Server generation decides `log` / `log_tail`).
         self.upstream_form = upstream_form or (lambda update: update.to_upstream())
@@ -77,7 +77,6 @@ class UpdatePusher(TimerService):
         self.observers: list[Callable[[bool, float], None]] = []
         self._forced = False
         self._stopping = False
-        self._busy: defer.Deferred | None = None
 
     # -- service ---------------------------------------------------------------------------------
     def startService(self):
@@ -86,12 +85,8 @@ class UpdatePusher(TimerService):
 
     def stopService(self):
         self._stopping = True
-        # A push in flight is let finish: what it does not acknowledge stays queued. The timer
-        # waits for an inspection it started; one started by hand (`inspect`) is waited for too.
-        stopped = super().stopService()
-        if self._busy is None:
-            return stopped
-        return defer.gatherResults([stopped, self._busy])
+        # A push in flight is let finish: what it does not acknowledge stays queued.
+        return super().stopService()
 
     def push_soon(self) -> None:
         """Push at the next inspection regardless of the batching rules (§6.5.1, forced)."""
@@ -112,26 +107,13 @@ class UpdatePusher(TimerService):
         return idle
 
     # -- one inspection --------------------------------------------------------------------------
-    def inspect(self) -> defer.Deferred:
-        if self._busy is not None:
-            return defer.succeed(None)
-        busy = defer.ensureDeferred(self._inspect())
-        busy.addErrback(lambda f: log_failure(self.log, "update push round failed", f))
-        if busy.called:
-            return busy
-        self._busy = busy
-
-        def idle(result):
-            self._busy = None
-            return result
-
-        busy.addBoth(idle)
-        return busy
+    def _round_failed(self, failure) -> None:
+        log_failure(self.log, "update push round failed", failure)
 
     def _since(self, moment: float | None) -> float:
         return float("inf") if moment is None else self.clock.seconds() - moment
 
-    async def _inspect(self) -> None:
+    async def _round(self) -> None:
         if self.clock.seconds() < self.retry_at:
             return
         queued = await self.store.count_queued_updates()
